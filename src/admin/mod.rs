@@ -1,0 +1,148 @@
+//! The admin listener: health, readiness, metrics and reload, on its own address.
+//!
+//! It serves ops, not clients: plain HTTP/1.1, small JSON or text bodies. It calls into the
+//! metrics and, for reload, a [`Reload`] hook the app gives it; it never touches the request
+//! pipeline.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::shared::Shared;
+
+/// The future a reload returns: the new generation, or every problem found.
+pub type ReloadFuture = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>;
+
+/// What the admin API calls to reload the configuration.
+pub trait Reload: Send + Sync {
+    /// Loads, validates and swaps in the configuration from its source.
+    fn reload(&self) -> ReloadFuture;
+}
+
+/// The admin listener's state.
+pub struct Admin {
+    shared: Arc<Shared>,
+    reload: Arc<dyn Reload>,
+    draining: AtomicBool,
+}
+
+impl Admin {
+    /// An admin API over `shared`.
+    pub fn new(shared: Arc<Shared>, reload: Arc<dyn Reload>) -> Admin {
+        Admin {
+            shared,
+            reload,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the process as shutting down: `/readyz` answers 503 from now on.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        match (request.method(), request.uri().path()) {
+            (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/readyz") => {
+                if self.draining.load(Ordering::Relaxed) {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+                } else {
+                    text(StatusCode::OK, "ready\n")
+                }
+            }
+            (&Method::GET, "/metrics") => {
+                let mut response =
+                    Response::new(Full::new(Bytes::from(self.shared.metrics.render())));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            (&Method::POST, "/admin/reload") => match self.reload.reload().await {
+                Ok(generation) => json(
+                    StatusCode::OK,
+                    &serde_json::json!({"status": "ok", "generation": generation}),
+                ),
+                Err(problems) => json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &serde_json::json!({"status": "error", "problems": problems.lines().collect::<Vec<_>>()}),
+                ),
+            },
+            (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload") => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Serves the admin API on `listener` until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let admin = Arc::clone(&admin);
+        let mut connection_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let admin = Arc::clone(&admin);
+                async move { Ok::<_, Infallible>(admin.handle(request).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10));
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = connection_shutdown.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,233 @@
+//! The `sluice` command line: parse arguments, set up logging, call into the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sluice::app::App;
+use sluice::config::{self, Config};
+
+/// Exit status for a configuration that does not validate (EX_USAGE, as `sluice check` uses).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "An edge reverse proxy: HTTP/1.1, HTTP/2, TLS, caching, load balancing"
+)]
+struct Cli {
+    /// Configuration file, for the default `run` command.
+    #[arg(short, long, global = false, default_value = "config/sluice.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy from a configuration file (the default command).
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file, print every problem with file, line and key; exit 64 on
+    /// error, 0 when valid.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, default_value = "config/sluice.toml")]
+        config: PathBuf,
+    },
+    /// A one-line reverse proxy without a configuration file.
+    Proxy {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Backend address (repeat for several; picked round robin).
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        /// Address of the admin API (health, metrics).
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// Access log: "stdout", "off" or a file path.
+        #[arg(long, default_value = "stdout")]
+        access_log: String,
+    },
+    /// The proxy in front of the built-in demo app (an SQLite catalogue), with the admin API.
+    Demo {
+        /// Configuration file (default: the built-in config/demo.toml).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Number of products to seed.
+        #[arg(long, default_value_t = 50_000)]
+        products: usize,
+    },
+    /// Generate a development CA and a localhost certificate.
+    Certs {
+        /// Directory to write the PEM files into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let command = cli.command.unwrap_or(Command::Run { config: cli.config });
+    match command {
+        Command::Check { config } => check(&config),
+        Command::Certs { out } => match certs(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("sluice certs: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        command => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("sluice: cannot start the runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(serve(command))
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    let problems = sluice::app::check(path);
+    if problems.is_empty() {
+        println!("{}: configuration is valid", path.display());
+        ExitCode::SUCCESS
+    } else {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        eprintln!("{}: {} problem(s) found", path.display(), problems.len());
+        ExitCode::from(EXIT_CONFIG)
+    }
+}
+
+fn certs(out: &Path) -> anyhow::Result<()> {
+    let written = sluice::certs::generate(out, &[sluice::certs::localhost()])?;
+    println!("wrote {}", written.ca_cert.display());
+    for (cert, key) in &written.leaves {
+        println!("wrote {} and {}", cert.display(), key.display());
+    }
+    println!(
+        "trust {} in your client to use them (development only)",
+        written.ca_cert.display()
+    );
+    Ok(())
+}
+
+async fn serve(command: Command) -> ExitCode {
+    let started = match command {
+        Command::Run { config } => match Config::load(&config) {
+            Ok(parsed) => start(parsed, Some(config)).await,
+            Err(error) => Err(config_failure(&error)),
+        },
+        Command::Proxy {
+            listen,
+            to,
+            admin,
+            access_log,
+        } => match config::one_line(listen, &to, admin, &access_log) {
+            Ok(parsed) => start(parsed, None).await,
+            Err(error) => Err(config_failure(&error)),
+        },
+        Command::Demo { config, products } => demo(config, products).await,
+        Command::Check { .. } | Command::Certs { .. } => Err(ExitCode::FAILURE),
+    };
+    let app = match started {
+        Ok(app) => app,
+        Err(code) => return code,
+    };
+    match app.run_until_signal().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sluice: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_failure(error: &config::ConfigError) -> ExitCode {
+    for problem in error.problems() {
+        eprintln!("{problem}");
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
+
+async fn start(config: Config, source: Option<PathBuf>) -> Result<App, ExitCode> {
+    match App::start(config, source).await {
+        Ok(app) => {
+            for (name, addr) in app.listener_addrs() {
+                println!("sluice: listener {name} on {addr}");
+            }
+            if let Some(addr) = app.admin_addr() {
+                println!("sluice: admin on {addr}");
+            }
+            Ok(app)
+        }
+        Err(error) => {
+            eprintln!("sluice: {error}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+async fn demo(config: Option<PathBuf>, products: usize) -> Result<App, ExitCode> {
+    let result = async {
+        let parsed = match &config {
+            Some(path) => Config::load(path)?,
+            None => Config::parse(
+                sluice::app::DEMO_CONFIG,
+                "config/demo.toml (built in)",
+                Path::new("."),
+            )?,
+        };
+        let app_addr = sluice::app::start_demo_backend(&parsed, products)
+            .await
+            .context("starting the demo app")?;
+        anyhow::Ok((parsed, app_addr))
+    }
+    .await;
+    let (parsed, app_addr) = match result {
+        Ok(pair) => pair,
+        Err(error) => {
+            eprintln!("sluice demo: {error:#}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let app = start(parsed, config).await?;
+    let proxy = app.addr().map(|a| a.to_string()).unwrap_or_default();
+    println!("sluice: demo app (SQLite catalogue, {products} products) on http://{app_addr}");
+    println!();
+    println!("  through the proxy:  curl -i http://{proxy}/products/42");
+    println!("                      curl -i 'http://{proxy}/products?category=books&page=2'");
+    println!("                      curl -i 'http://{proxy}/search?q=lamp'");
+    if let Some(admin) = app.admin_addr() {
+        println!("  metrics:            curl http://{admin}/metrics");
+        println!("  health:             curl http://{admin}/healthz");
+    }
+    println!();
+    Ok(app)
+}

@@ -1,0 +1,367 @@
+//! Metrics: one Prometheus registry and typed handles, declared here and nowhere else.
+//!
+//! Owns every metric name and label set. The pipeline gets pre-resolved handles per route
+//! ([`RouteMetrics`]) when a snapshot is built, so a request never looks a label up in a map.
+//! It does not own the access log's format (see `access_log.rs`), only its plumbing.
+
+pub mod access_log;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Status classes used as a label: bounded, unlike raw status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    Informational,
+    Success,
+    Redirection,
+    ClientError,
+    ServerError,
+}
+
+impl StatusClass {
+    /// The class of a status code.
+    pub fn of(status: u16) -> StatusClass {
+        match status {
+            100..=199 => StatusClass::Informational,
+            200..=299 => StatusClass::Success,
+            300..=399 => StatusClass::Redirection,
+            400..=499 => StatusClass::ClientError,
+            _ => StatusClass::ServerError,
+        }
+    }
+
+    /// The label value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StatusClass::Informational => "1xx",
+            StatusClass::Success => "2xx",
+            StatusClass::Redirection => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+        }
+    }
+
+    const ALL: [StatusClass; 5] = [
+        StatusClass::Informational,
+        StatusClass::Success,
+        StatusClass::Redirection,
+        StatusClass::ClientError,
+        StatusClass::ServerError,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Latency buckets in seconds: 0.5 ms to 30 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Every metric Sluice exports, with one registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    upstream_errors: IntCounterVec,
+    response_bytes: IntCounterVec,
+    connections_accepted: IntCounterVec,
+    connections_active: IntGaugeVec,
+    tls_handshake_errors: IntCounterVec,
+    config_generation: IntGauge,
+    config_reloads: IntCounterVec,
+    access_log_dropped: IntCounter,
+}
+
+/// Handles for one route, resolved once per snapshot.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    requests: [IntCounter; 5],
+    duration: Histogram,
+    upstream_duration: Histogram,
+    response_bytes: IntCounter,
+}
+
+impl RouteMetrics {
+    /// Records one finished request.
+    pub fn observe(&self, status: u16, seconds: f64, bytes: u64) {
+        if let Some(counter) = self.requests.get(StatusClass::of(status).index()) {
+            counter.inc();
+        }
+        self.duration.observe(seconds);
+        self.response_bytes.inc_by(bytes);
+    }
+
+    /// Records the time to an upstream response head.
+    pub fn observe_upstream(&self, seconds: f64) {
+        self.upstream_duration.observe(seconds);
+    }
+}
+
+/// Handles for one listener.
+#[derive(Clone)]
+pub struct ListenerMetrics {
+    pub accepted: IntCounter,
+    pub active: IntGauge,
+    pub tls_errors: IntCounter,
+}
+
+/// Errors talking to a backend, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    Connect,
+    Timeout,
+    Protocol,
+}
+
+impl UpstreamErrorKind {
+    /// The label value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Connect => "connect",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+/// Outcome of a configuration reload, as a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Success,
+    Failure,
+}
+
+impl ReloadOutcome {
+    /// The label value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReloadOutcome::Success => "success",
+            ReloadOutcome::Failure => "failure",
+        }
+    }
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    // Registration fails only on a duplicate name, which is a bug in this module and is caught
+    // by the test below; a metric that is not registered still counts, it is just not exported.
+    if let Err(error) = registry.register(Box::new(metric.clone())) {
+        tracing::error!(%error, "metric registration failed");
+    }
+    metric
+}
+
+impl Metrics {
+    /// Builds the registry and every metric.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_requests_total",
+                    "Requests answered, by route and status class.",
+                ),
+                &["route", "status_class"],
+            )?,
+        );
+        let request_duration = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "sluice_request_duration_seconds",
+                    "Time from the request head to the last byte of the response.",
+                )
+                .buckets(DURATION_BUCKETS.to_vec()),
+                &["route"],
+            )?,
+        );
+        let upstream_duration = register(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "sluice_upstream_response_duration_seconds",
+                    "Time from sending a request upstream to its response head.",
+                )
+                .buckets(DURATION_BUCKETS.to_vec()),
+                &["route"],
+            )?,
+        );
+        let upstream_errors = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_upstream_errors_total",
+                    "Failed upstream exchanges, by kind.",
+                ),
+                &["route", "kind"],
+            )?,
+        );
+        let response_bytes = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_response_body_bytes_total",
+                    "Response body bytes sent to clients.",
+                ),
+                &["route"],
+            )?,
+        );
+        let connections_accepted = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_connections_accepted_total",
+                    "Client connections accepted.",
+                ),
+                &["listener"],
+            )?,
+        );
+        let connections_active = register(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("sluice_connections_active", "Client connections open now."),
+                &["listener"],
+            )?,
+        );
+        let tls_handshake_errors = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_tls_handshake_errors_total",
+                    "Failed TLS handshakes with clients.",
+                ),
+                &["listener"],
+            )?,
+        );
+        let config_generation = register(
+            &registry,
+            IntGauge::new(
+                "sluice_config_generation",
+                "Generation of the live configuration.",
+            )?,
+        );
+        let config_reloads = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_config_reloads_total",
+                    "Configuration reloads, by outcome.",
+                ),
+                &["outcome"],
+            )?,
+        );
+        let access_log_dropped = register(
+            &registry,
+            IntCounter::new(
+                "sluice_access_log_dropped_total",
+                "Access log lines dropped because the writer fell behind.",
+            )?,
+        );
+        Ok(Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            upstream_errors,
+            response_bytes,
+            connections_accepted,
+            connections_active,
+            tls_handshake_errors,
+            config_generation,
+            config_reloads,
+            access_log_dropped,
+        })
+    }
+
+    /// Handles for the route called `route`.
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        let requests =
+            StatusClass::ALL.map(|class| self.requests.with_label_values(&[route, class.as_str()]));
+        RouteMetrics {
+            requests,
+            duration: self.request_duration.with_label_values(&[route]),
+            upstream_duration: self.upstream_duration.with_label_values(&[route]),
+            response_bytes: self.response_bytes.with_label_values(&[route]),
+        }
+    }
+
+    /// Handles for the listener called `listener`.
+    pub fn listener(&self, listener: &str) -> ListenerMetrics {
+        ListenerMetrics {
+            accepted: self.connections_accepted.with_label_values(&[listener]),
+            active: self.connections_active.with_label_values(&[listener]),
+            tls_errors: self.tls_handshake_errors.with_label_values(&[listener]),
+        }
+    }
+
+    /// Counts an upstream failure.
+    pub fn upstream_error(&self, route: &str, kind: UpstreamErrorKind) {
+        self.upstream_errors
+            .with_label_values(&[route, kind.as_str()])
+            .inc();
+    }
+
+    /// Records a reload and, on success, the new generation.
+    pub fn reloaded(&self, outcome: ReloadOutcome, generation: u64) {
+        self.config_reloads
+            .with_label_values(&[outcome.as_str()])
+            .inc();
+        if outcome == ReloadOutcome::Success {
+            self.config_generation
+                .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The counter of dropped access log lines.
+    pub fn access_log_dropped(&self) -> IntCounter {
+        self.access_log_dropped.clone()
+    }
+
+    /// The registry, for code that adds its own collectors.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Everything in the Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(%error, "metrics encoding failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_registers_and_renders() {
+        let metrics = Metrics::new().unwrap();
+        let route = metrics.route("api");
+        route.observe(503, 0.01, 10);
+        metrics.listener("main").accepted.inc();
+        metrics.upstream_error("api", UpstreamErrorKind::Connect);
+        metrics.reloaded(ReloadOutcome::Success, 3);
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(text.contains("sluice_requests_total{route=\"api\",status_class=\"5xx\"} 1"));
+        assert!(text.contains("sluice_config_generation 3"));
+        assert!(text.contains("sluice_connections_accepted_total{listener=\"main\"} 1"));
+    }
+
+    #[test]
+    fn status_classes_cover_every_code() {
+        assert_eq!(StatusClass::of(101).as_str(), "1xx");
+        assert_eq!(StatusClass::of(204).as_str(), "2xx");
+        assert_eq!(StatusClass::of(304).as_str(), "3xx");
+        assert_eq!(StatusClass::of(431).as_str(), "4xx");
+        assert_eq!(StatusClass::of(599).as_str(), "5xx");
+    }
+}

@@ -1,0 +1,406 @@
+//! The request pipeline: one client request in, one response out.
+//!
+//! [`Proxy::handle`] runs the steps of `docs/ARCHITECTURE.md` top to bottom: admit, route,
+//! (cache lookup and coalescing: pass-through until the cache lands), pick, forward, respond,
+//! and finish (metrics and the access log line, when the last body byte has gone). Each step
+//! is a plain function; every failure is a [`ProxyError`] mapped to a response in one place.
+//! This module knows nothing of listeners or TLS: it gets a request and a [`ConnInfo`].
+
+pub mod body;
+pub mod context;
+pub mod error;
+pub mod headers;
+pub mod route;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+
+pub use body::{RequestBody, ResponseBody};
+pub use context::{ActiveRequest, ConnActivity, ConnInfo};
+pub use error::{ProxyError, Side};
+
+use crate::balancer::InFlight;
+use crate::metrics::RouteMetrics;
+use crate::metrics::access_log::{AccessLog, AccessRecord, millis, rfc3339};
+use crate::shared::{Shared, Snapshot};
+
+/// The pipeline, shared by every connection of every listener.
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+/// The outcome of admission: go on, or answer now.
+enum Flow {
+    Continue,
+    Respond(ProxyError),
+}
+
+/// Everything the finish step needs, carried by the response body until its last byte.
+struct RequestRecord {
+    access_log: AccessLog,
+    metrics: Option<RouteMetrics>,
+    wall: SystemTime,
+    started: Instant,
+    request_id: String,
+    client: SocketAddr,
+    method: Method,
+    host: String,
+    path: String,
+    version: Version,
+    status: u16,
+    route: Option<Arc<str>>,
+    upstream: Option<SocketAddr>,
+    upstream_elapsed: Option<std::time::Duration>,
+    error: Option<&'static str>,
+    _backend: Option<InFlight>,
+    _active: ActiveRequest,
+}
+
+fn protocol_name(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+impl body::Finish for RequestRecord {
+    fn finish(self: Box<Self>, bytes: u64, error: Option<&'static str>) {
+        let elapsed = self.started.elapsed();
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(self.status, elapsed.as_secs_f64(), bytes);
+        }
+        if self.access_log.enabled() {
+            self.access_log.log(&AccessRecord {
+                time: rfc3339(self.wall),
+                request_id: &self.request_id,
+                client: self.client,
+                method: self.method.as_str(),
+                host: &self.host,
+                path: &self.path,
+                protocol: protocol_name(self.version),
+                status: self.status,
+                bytes,
+                duration_ms: millis(elapsed),
+                route: self.route.as_deref().unwrap_or("-"),
+                upstream: self.upstream.map(|a| a.to_string()),
+                upstream_duration_ms: self.upstream_elapsed.map(millis),
+                error: self.error.or(error),
+            });
+        }
+    }
+}
+
+/// The id of a request: the client's `X-Request-Id` when it sent a sane one, else a new one.
+fn request_id(headers: &http::HeaderMap) -> String {
+    if let Some(id) = headers
+        .get(&headers::X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        && !id.is_empty()
+        && id.len() <= 128
+    {
+        return id.to_string();
+    }
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The host the client asked for: the URI authority (HTTP/2, absolute-form) or `Host`.
+fn request_host(request: &http::request::Parts) -> Option<&str> {
+    request.uri.authority().map(|a| a.as_str()).or_else(|| {
+        request
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+    })
+}
+
+/// Step 1: limits and sanity checks hyper does not already make for every protocol.
+fn admit(request: &http::request::Parts, snapshot: &Snapshot) -> Flow {
+    let limits = &snapshot.config.limits;
+    if request.headers.len() > limits.max_headers {
+        return Flow::Respond(ProxyError::HeadTooLarge);
+    }
+    let head_bytes: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + request.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    if head_bytes > limits.max_request_header_bytes {
+        return Flow::Respond(ProxyError::HeadTooLarge);
+    }
+    if request.method == Method::CONNECT {
+        return Flow::Respond(ProxyError::MethodNotAllowed);
+    }
+    if request.version == Version::HTTP_11
+        && !request.headers.contains_key(header::HOST)
+        && request.uri.authority().is_none()
+    {
+        return Flow::Respond(ProxyError::BadRequest("HTTP/1.1 request without Host"));
+    }
+    if let Some(length) = request.headers.get(header::CONTENT_LENGTH)
+        && length
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse::<u64>().ok())
+            .is_some_and(|l| l > limits.max_request_body_bytes)
+    {
+        return Flow::Respond(ProxyError::BodyTooLarge);
+    }
+    Flow::Continue
+}
+
+impl Proxy {
+    /// A pipeline over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Proxy {
+        Proxy { shared }
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Answers one client request. Never fails: every error becomes a response.
+    pub async fn handle(
+        &self,
+        mut request: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let snapshot = self.shared.snapshot.load_full();
+        let downstream_upgrade = headers::upgrade_request(request.headers(), request.version())
+            .is_some()
+            .then(|| hyper::upgrade::on(&mut request));
+        let (parts, body) = request.into_parts();
+        let host = request_host(&parts).map(|h| route::normalise_host(h).to_string());
+        let mut record = Box::new(RequestRecord {
+            access_log: self.shared.access_log.clone(),
+            metrics: None,
+            wall: SystemTime::now(),
+            started,
+            request_id: request_id(&parts.headers),
+            client: conn.peer,
+            method: parts.method.clone(),
+            host: host.clone().unwrap_or_default(),
+            path: parts.uri.path().to_string(),
+            version: parts.version,
+            status: 0,
+            route: None,
+            upstream: None,
+            upstream_elapsed: None,
+            error: None,
+            _backend: None,
+            _active: conn.activity.start(),
+        });
+        let result = self
+            .forward(
+                &snapshot,
+                parts,
+                body,
+                host.as_deref(),
+                conn,
+                &mut record,
+                downstream_upgrade,
+            )
+            .await;
+        let deadline = started + snapshot.config.timeouts.total;
+        match result {
+            Ok(response) => {
+                record.status = response.status().as_u16();
+                let (parts, body) = response.into_parts();
+                Response::from_parts(parts, body.with_deadline(deadline).on_finish(record))
+            }
+            Err(error) => {
+                error.log(&record.request_id, record.upstream);
+                if let (Some(kind), Some(route)) = (error.upstream_kind(), record.route.as_deref())
+                {
+                    self.shared.metrics.upstream_error(route, kind);
+                }
+                record.status = error.status().as_u16();
+                record.error = Some(error.as_str());
+                error_response(&error, &record.request_id).map(|b| b.on_finish(record))
+            }
+        }
+    }
+
+    /// Steps 2 to 8 for one request; the finish step is the caller's.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        snapshot: &Snapshot,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        host: Option<&str>,
+        conn: &ConnInfo,
+        record: &mut RequestRecord,
+        downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        // 1 admit
+        if let Flow::Respond(error) = admit(&parts, snapshot) {
+            return Err(error);
+        }
+        // 2 route
+        let index = route::find(
+            &snapshot.config.routes,
+            host.unwrap_or(""),
+            parts.uri.path(),
+        )
+        .ok_or(ProxyError::NoRoute)?;
+        let route = snapshot.routes.get(index).ok_or(ProxyError::NoRoute)?;
+        record.route = Some(Arc::clone(&route.name));
+        record.metrics = Some(route.metrics.clone());
+        let pool = snapshot
+            .pools
+            .get(route.pool)
+            .ok_or(ProxyError::NoBackend)?;
+        // 3-4 cache lookup and coalescing: pass-through until the cache lands.
+        // 5 pick
+        let (backend_index, backend) = pool.backends.pick().ok_or(ProxyError::NoBackend)?;
+        record.upstream = Some(backend.addr);
+        record._backend = Some(backend.start());
+        let authority = pool
+            .authority(backend_index)
+            .cloned()
+            .ok_or(ProxyError::NoBackend)?;
+
+        // 6 forward
+        let upgrade = headers::upgrade_request(&parts.headers, parts.version).cloned();
+        let policy = &snapshot.config.headers;
+        let original_host = request_host(&parts).and_then(|h| HeaderValue::from_str(h).ok());
+        let forwarding = headers::Forwarding {
+            client: conn.peer.ip(),
+            proto: if conn.tls { "https" } else { "http" },
+            host,
+            version: parts.version,
+            request_id: &record.request_id,
+            upgrade: upgrade.as_ref(),
+        };
+        let has_body = body_expected(&parts);
+        let mut upstream_headers = std::mem::take(&mut parts.headers);
+        headers::prepare_request(&mut upstream_headers, &forwarding, policy);
+        if policy.preserve_host {
+            if let Some(host) = original_host
+                && pool.client.version() != Version::HTTP_2
+            {
+                upstream_headers.insert(header::HOST, host);
+            }
+        } else {
+            upstream_headers.remove(header::HOST);
+        }
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let scheme = if pool.client.scheme() == "https" {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let uri = Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .map_err(|_| ProxyError::BadRequest("unusable request target"))?;
+        let request_body = if has_body {
+            RequestBody::new(body, snapshot.config.limits.max_request_body_bytes)
+        } else {
+            RequestBody::empty()
+        };
+        let mut upstream_request = Request::new(request_body);
+        *upstream_request.method_mut() = parts.method.clone();
+        *upstream_request.uri_mut() = uri;
+        *upstream_request.version_mut() = pool.client.version();
+        *upstream_request.headers_mut() = upstream_headers;
+
+        let sent = Instant::now();
+        let timeout = snapshot.config.timeouts.upstream_response_header;
+        let mut response = pool.client.send(upstream_request, timeout).await?;
+        let upstream_elapsed = sent.elapsed();
+        record.upstream_elapsed = Some(upstream_elapsed);
+        route
+            .metrics
+            .observe_upstream(upstream_elapsed.as_secs_f64());
+
+        // 8 respond
+        let upgraded =
+            response.status() == StatusCode::SWITCHING_PROTOCOLS && downstream_upgrade.is_some();
+        if upgraded && let Some(downstream) = downstream_upgrade {
+            let upstream = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(downstream, upstream, record.request_id.clone()));
+        }
+        let version = response.version();
+        let (mut response_parts, incoming) = response.into_parts();
+        headers::prepare_response(&mut response_parts.headers, version, policy, upgraded);
+        response_parts.version = parts.version;
+        let body = if upgraded {
+            ResponseBody::empty()
+        } else {
+            ResponseBody::upstream(incoming)
+        };
+        Ok(Response::from_parts(response_parts, body))
+    }
+}
+
+/// Whether a request can carry a body worth streaming: a body was announced, or the protocol
+/// may send one without announcing its length (HTTP/2 DATA without content-length).
+fn body_expected(parts: &http::request::Parts) -> bool {
+    parts.headers.contains_key(header::CONTENT_LENGTH)
+        || parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts.version == Version::HTTP_2
+}
+
+/// Copies bytes both ways between an upgraded client and backend until either side closes.
+async fn tunnel(
+    downstream: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    request_id: String,
+) {
+    let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(request_id, %error, "upgrade failed");
+            return;
+        }
+    };
+    let mut downstream = TokioIo::new(downstream);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
+        tracing::debug!(request_id, %error, "upgraded connection ended with an error");
+    }
+}
+
+/// The one place an error becomes a response.
+fn error_response(error: &ProxyError, request_id: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(error.body()));
+    *response.status_mut() = error.status();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert(headers::X_REQUEST_ID.clone(), id);
+    }
+    if matches!(
+        error,
+        ProxyError::BodyTooLarge | ProxyError::HeadTooLarge | ProxyError::BadRequest(_)
+    ) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
