@@ -257,7 +257,7 @@ impl App {
             admin_handle = Some(admin);
         }
 
-        let watcher = watch_certificates(&config, Arc::clone(&reloader), shutdown_rx.clone());
+        let watcher = watch_files(&config, Arc::clone(&reloader), shutdown_rx.clone());
         Ok(App {
             shared,
             reloader,
@@ -333,63 +333,93 @@ impl App {
     }
 }
 
-/// Watches the certificate files of every TLS listener and reloads them when they change.
-fn watch_certificates(
+/// What a file change asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// The config file changed: reload everything.
+    Config,
+    /// Only certificate files changed.
+    Certificates,
+}
+
+/// Watches the config file (when there is one) and the certificate files of every TLS
+/// listener, and reloads when they change. Changes are debounced so an editor's or a
+/// deployment tool's burst of writes gives one reload.
+fn watch_files(
     config: &Config,
     reloader: Arc<Reloader>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let files: Vec<PathBuf> = config
+    let certificates: Vec<PathBuf> = config
         .listeners
         .iter()
         .filter_map(|l| l.tls.as_ref())
         .flat_map(|t: &TlsConfig| tls::files(t))
+        .map(|f| canonical(&f))
         .collect();
-    if files.is_empty() {
+    let config_file = reloader.source.as_deref().map(canonical);
+    if certificates.is_empty() && config_file.is_none() {
         return None;
     }
-    let (sender, mut receiver) = mpsc::unbounded_channel::<()>();
-    let watched: Vec<PathBuf> = files.iter().map(|f| canonical(f)).collect();
+    let (sender, mut receiver) = mpsc::unbounded_channel::<Change>();
+    let watched_config = config_file.clone();
+    let watched_certificates = certificates.clone();
     let mut watcher = match notify::recommended_watcher(
         move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event
-                && event
-                    .paths
-                    .iter()
-                    .any(|p| watched.iter().any(|w| canonical(p) == *w))
-            {
-                let _ = sender.send(());
+            let Ok(event) = event else { return };
+            if event.kind.is_access() {
+                return;
+            }
+            for path in event.paths.iter().map(|p| canonical(p)) {
+                if watched_config.as_ref() == Some(&path) {
+                    let _ = sender.send(Change::Config);
+                } else if watched_certificates.contains(&path) {
+                    let _ = sender.send(Change::Certificates);
+                }
             }
         },
     ) {
         Ok(watcher) => watcher,
         Err(error) => {
-            tracing::warn!(%error, "certificate file watching is unavailable; reload with SIGHUP");
+            tracing::warn!(%error, "file watching is unavailable; reload with SIGHUP or POST /admin/reload");
             return None;
         }
     };
-    let mut directories: Vec<PathBuf> = files
+    let mut directories: Vec<PathBuf> = certificates
         .iter()
+        .chain(config_file.iter())
         .filter_map(|f| f.parent().map(Path::to_path_buf))
         .collect();
     directories.sort();
     directories.dedup();
     for directory in &directories {
         if let Err(error) = watcher.watch(directory, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(directory = %directory.display(), %error, "cannot watch certificate directory");
+            tracing::warn!(directory = %directory.display(), %error, "cannot watch directory");
         }
     }
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                event = receiver.recv() => {
-                    if event.is_none() { break; }
+                change = receiver.recv() => {
+                    let Some(mut change) = change else { break };
                     // Let a burst of writes (cert and key, editors' temp files) settle.
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    while receiver.try_recv().is_ok() {}
-                    let config = Arc::clone(&reloader.shared.snapshot.load().config);
-                    reloader.reload_certificates(&config);
+                    while let Ok(more) = receiver.try_recv() {
+                        if more == Change::Config {
+                            change = Change::Config;
+                        }
+                    }
+                    match change {
+                        Change::Config => {
+                            tracing::info!("configuration file changed: reloading");
+                            let _ = reloader.reload().await;
+                        }
+                        Change::Certificates => {
+                            let config = Arc::clone(&reloader.shared.snapshot.load().config);
+                            reloader.reload_certificates(&config);
+                        }
+                    }
                 }
                 _ = shutdown.changed() => break,
             }

@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 use sluice::app::App;
 use sluice::config::{self, Config};
 
+/// mimalloc: measured faster than glibc malloc on the proxy's many small, short-lived
+/// allocations (header maps, request records); see the commit that added it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for a configuration that does not validate (EX_USAGE, as `sluice check` uses).
 const EXIT_CONFIG: u8 = 64;
 

@@ -114,7 +114,10 @@ enum Kind {
 pub struct ResponseBody {
     kind: Kind,
     bytes: u64,
-    deadline: Option<Pin<Box<Sleep>>>,
+    deadline: Option<Instant>,
+    /// The deadline's timer, made only once the body first has to wait: most bodies end
+    /// without ever waiting, and then cost no timer at all.
+    timer: Option<Pin<Box<Sleep>>>,
     finish: Option<Box<dyn Finish>>,
 }
 
@@ -124,6 +127,7 @@ impl ResponseBody {
             kind,
             bytes: 0,
             deadline: None,
+            timer: None,
             finish: None,
         }
     }
@@ -150,7 +154,7 @@ impl ResponseBody {
 
     /// Fails the body if it is not over by `deadline`.
     pub fn with_deadline(mut self, deadline: Instant) -> ResponseBody {
-        self.deadline = Some(Box::pin(tokio::time::sleep_until(deadline)));
+        self.deadline = Some(deadline);
         self
     }
 
@@ -224,8 +228,13 @@ impl Body for ResponseBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if let Some(deadline) = this.deadline.as_mut()
-                    && deadline.as_mut().poll(cx).is_ready()
+                if this.timer.is_none()
+                    && let Some(deadline) = this.deadline
+                {
+                    this.timer = Some(Box::pin(tokio::time::sleep_until(deadline)));
+                }
+                if let Some(timer) = this.timer.as_mut()
+                    && timer.as_mut().poll(cx).is_ready()
                 {
                     this.kind = Kind::Empty;
                     this.complete(Some("total_timeout"));

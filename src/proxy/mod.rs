@@ -185,6 +185,8 @@ impl Proxy {
             .then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
         let host = request_host(&parts).map(|h| route::normalise_host(h).to_string());
+        // The log's own copies of host and path are made only when there is a log to write.
+        let logging = self.shared.access_log.enabled();
         let mut record = Box::new(RequestRecord {
             access_log: self.shared.access_log.clone(),
             metrics: None,
@@ -193,8 +195,16 @@ impl Proxy {
             request_id: request_id(&parts.headers),
             client: conn.peer,
             method: parts.method.clone(),
-            host: host.clone().unwrap_or_default(),
-            path: parts.uri.path().to_string(),
+            host: if logging {
+                host.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            path: if logging {
+                parts.uri.path().to_string()
+            } else {
+                String::new()
+            },
             version: parts.version,
             status: 0,
             route: None,
