@@ -69,6 +69,7 @@ pub struct Metrics {
     request_duration: HistogramVec,
     upstream_duration: HistogramVec,
     upstream_errors: IntCounterVec,
+    upstream_retries: IntCounterVec,
     response_bytes: IntCounterVec,
     connections_accepted: IntCounterVec,
     connections_active: IntGaugeVec,
@@ -85,6 +86,7 @@ pub struct RouteMetrics {
     duration: Histogram,
     upstream_duration: Histogram,
     response_bytes: IntCounter,
+    retries: IntCounter,
 }
 
 impl RouteMetrics {
@@ -95,6 +97,11 @@ impl RouteMetrics {
         }
         self.duration.observe(seconds);
         self.response_bytes.inc_by(bytes);
+    }
+
+    /// Counts a retry on another backend.
+    pub fn retried(&self) {
+        self.retries.inc();
     }
 
     /// Records the time to an upstream response head.
@@ -202,6 +209,16 @@ impl Metrics {
                 &["route", "kind"],
             )?,
         );
+        let upstream_retries = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_upstream_retries_total",
+                    "Requests retried on another backend.",
+                ),
+                &["route"],
+            )?,
+        );
         let response_bytes = register(
             &registry,
             IntCounterVec::new(
@@ -269,6 +286,7 @@ impl Metrics {
             request_duration,
             upstream_duration,
             upstream_errors,
+            upstream_retries,
             response_bytes,
             connections_accepted,
             connections_active,
@@ -288,6 +306,7 @@ impl Metrics {
             duration: self.request_duration.with_label_values(&[route]),
             upstream_duration: self.upstream_duration.with_label_values(&[route]),
             response_bytes: self.response_bytes.with_label_values(&[route]),
+            retries: self.upstream_retries.with_label_values(&[route]),
         }
     }
 

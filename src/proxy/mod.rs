@@ -9,6 +9,7 @@
 pub mod body;
 pub mod context;
 pub mod error;
+pub mod forward;
 pub mod headers;
 pub mod route;
 pub mod upstream;
@@ -18,8 +19,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
@@ -45,7 +46,7 @@ enum Flow {
 }
 
 /// Everything the finish step needs, carried by the response body until its last byte.
-struct RequestRecord {
+pub(crate) struct RequestRecord {
     access_log: AccessLog,
     metrics: Option<RouteMetrics>,
     wall: SystemTime,
@@ -276,16 +277,7 @@ impl Proxy {
             .get(route.pool)
             .ok_or(ProxyError::NoBackend)?;
         // 3-4 cache lookup and coalescing: pass-through until the cache lands.
-        // 5 pick
-        let (backend_index, backend) = pool.backends.pick().ok_or(ProxyError::NoBackend)?;
-        record.upstream = Some(backend.addr);
-        record._backend = Some(backend.start());
-        let authority = pool
-            .authority(backend_index)
-            .cloned()
-            .ok_or(ProxyError::NoBackend)?;
-
-        // 6 forward
+        // 5 pick, 6 forward
         let upgrade = headers::upgrade_request(&parts.headers, parts.version).cloned();
         let policy = &snapshot.config.headers;
         let original_host = request_host(&parts).and_then(|h| HeaderValue::from_str(h).ok());
@@ -300,50 +292,30 @@ impl Proxy {
         let has_body = body_expected(&parts);
         let mut upstream_headers = std::mem::take(&mut parts.headers);
         headers::prepare_request(&mut upstream_headers, &forwarding, policy);
-        if policy.preserve_host {
-            if let Some(host) = original_host
-                && pool.client.version() != Version::HTTP_2
-            {
-                upstream_headers.insert(header::HOST, host);
-            }
-        } else {
-            upstream_headers.remove(header::HOST);
-        }
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let scheme = if pool.client.scheme() == "https" {
-            Scheme::HTTPS
-        } else {
-            Scheme::HTTP
+        let outbound = forward::Outbound {
+            method: parts.method.clone(),
+            path: parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            headers: upstream_headers,
+            original_host: if policy.preserve_host {
+                original_host
+            } else {
+                None
+            },
+            body: has_body.then_some(body),
         };
-        let uri = Uri::builder()
-            .scheme(scheme)
-            .authority(authority)
-            .path_and_query(path)
-            .build()
-            .map_err(|_| ProxyError::BadRequest("unusable request target"))?;
-        let request_body = if has_body {
-            RequestBody::new(body, snapshot.config.limits.max_request_body_bytes)
-        } else {
-            RequestBody::empty()
-        };
-        let mut upstream_request = Request::new(request_body);
-        *upstream_request.method_mut() = parts.method.clone();
-        *upstream_request.uri_mut() = uri;
-        *upstream_request.version_mut() = pool.client.version();
-        *upstream_request.headers_mut() = upstream_headers;
-
-        let sent = Instant::now();
-        let timeout = snapshot.config.timeouts.upstream_response_header;
-        let mut response = pool.client.send(upstream_request, timeout).await?;
-        let upstream_elapsed = sent.elapsed();
-        record.upstream_elapsed = Some(upstream_elapsed);
-        route
-            .metrics
-            .observe_upstream(upstream_elapsed.as_secs_f64());
+        let mut response = forward::exchange(
+            snapshot,
+            route,
+            pool,
+            outbound,
+            record,
+            &self.shared.metrics,
+        )
+        .await?;
 
         // 8 respond
         let upgraded =

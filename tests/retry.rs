@@ -1,0 +1,57 @@
+//! Retries: a request that never reached a backend is tried on another one; one that may have
+//! reached a backend, or has a body, is not.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod common;
+
+use common::*;
+use http::{Request, StatusCode};
+use tokio::net::TcpListener;
+
+#[tokio::test]
+async fn a_get_to_a_refused_backend_is_retried_on_another() {
+    let origin = Origin::fixed("alive").await;
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = proxy_to(&[dead, origin.addr]).await;
+    for _ in 0..6 {
+        let (response, body) = get(app.addr().unwrap(), "/").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body, "alive");
+    }
+    let (_, metrics) = get(app.admin_addr().unwrap(), "/metrics").await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    let retries: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_upstream_retries_total{route=\"main\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Round robin alternates, so between 3 and 6 of the 6 requests first picked the dead one.
+    assert!((3..=6).contains(&retries), "{retries} retries");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_post_with_a_body_is_not_retried() {
+    let origin = Origin::fixed("alive").await;
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = proxy_to(&[dead, origin.addr]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let request = Request::post(format!("http://{}/", app.addr().unwrap()))
+            .body(full("payload"))
+            .unwrap();
+        statuses.push(send(&h1_client(), request).await.0.status());
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![StatusCode::OK, StatusCode::BAD_GATEWAY]);
+    app.shutdown().await;
+}
