@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::Version;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use sluice::config::HeaderPolicy;
-use sluice::proxy::headers::{Forwarding, prepare_request, prepare_response};
+use sluice::proxy::headers::{Forwarding, Rewrite, prepare_request, prepare_response};
 use std::hint::black_box;
 
 fn map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -58,9 +58,13 @@ fn origin_response() -> HeaderMap {
 }
 
 fn bench(c: &mut Criterion) {
-    let policy = HeaderPolicy::default();
+    let policy = Rewrite::new(&HeaderPolicy::default());
+    let client = HeaderValue::from_static("192.0.2.7");
+    let host = HeaderValue::from_static("shop.example.com");
     let forwarding = Forwarding {
         client: "192.0.2.7".parse().unwrap(),
+        client_value: &client,
+        host_value: Some(&host),
         proto: "http",
         host: Some("shop.example.com"),
         version: Version::HTTP_11,

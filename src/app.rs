@@ -475,12 +475,28 @@ pub fn check(path: &Path) -> Vec<String> {
     problems
 }
 
+/// The demo app serving behind `sluice demo`; [`DemoBackend::stop`] ends it.
+pub struct DemoBackend {
+    /// The address it serves on.
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl DemoBackend {
+    /// Stops accepting, lets in-flight requests finish, and waits for the app to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 /// Starts the built-in demo app on the first backend address of the demo config's first pool,
-/// seeded with `products` products; returns the address it serves on.
+/// seeded with `products` products.
 pub async fn start_demo_backend(
     config: &Config,
     products: usize,
-) -> Result<SocketAddr, std::io::Error> {
+) -> Result<DemoBackend, std::io::Error> {
     let addr = config
         .pools
         .first()
@@ -499,10 +515,18 @@ pub async fn start_demo_backend(
         .map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(error) = crate::demo::serve(listener, demo, std::future::pending::<()>()).await {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = crate::demo::serve(listener, demo, shutdown).await {
             tracing::error!(%error, "demo app stopped");
         }
     });
-    Ok(bound)
+    Ok(DemoBackend {
+        addr: bound,
+        stop,
+        task,
+    })
 }

@@ -78,13 +78,25 @@ enum Command {
     },
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); the filter can be changed at
+/// runtime through the admin API.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, reload};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
+    sluice::admin::install_log_control(Box::new(move |directive: &str| {
+        let parsed = EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
+        let shown = parsed.to_string();
+        handle.reload(parsed).map_err(|e| e.to_string())?;
+        tracing::info!(filter = %shown, "log filter changed");
+        Ok(shown)
+    }));
 }
 
 fn main() -> ExitCode {
@@ -144,6 +156,7 @@ fn certs(out: &Path) -> anyhow::Result<()> {
 }
 
 async fn serve(command: Command) -> ExitCode {
+    let mut demo_backend = None;
     let started = match command {
         Command::Run { config } => match Config::load(&config) {
             Ok(parsed) => start(parsed, Some(config)).await,
@@ -158,14 +171,21 @@ async fn serve(command: Command) -> ExitCode {
             Ok(parsed) => start(parsed, None).await,
             Err(error) => Err(config_failure(&error)),
         },
-        Command::Demo { config, products } => demo(config, products).await,
+        Command::Demo { config, products } => demo(config, products).await.map(|(app, backend)| {
+            demo_backend = Some(backend);
+            app
+        }),
         Command::Check { .. } | Command::Certs { .. } => Err(ExitCode::FAILURE),
     };
     let app = match started {
         Ok(app) => app,
         Err(code) => return code,
     };
-    match app.run_until_signal().await {
+    let result = app.run_until_signal().await;
+    if let Some(backend) = demo_backend {
+        backend.stop().await;
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("sluice: {error}");
@@ -199,7 +219,10 @@ async fn start(config: Config, source: Option<PathBuf>) -> Result<App, ExitCode>
     }
 }
 
-async fn demo(config: Option<PathBuf>, products: usize) -> Result<App, ExitCode> {
+async fn demo(
+    config: Option<PathBuf>,
+    products: usize,
+) -> Result<(App, sluice::app::DemoBackend), ExitCode> {
     let result = async {
         let parsed = match &config {
             Some(path) => Config::load(path)?,
@@ -209,19 +232,20 @@ async fn demo(config: Option<PathBuf>, products: usize) -> Result<App, ExitCode>
                 Path::new("."),
             )?,
         };
-        let app_addr = sluice::app::start_demo_backend(&parsed, products)
+        let backend = sluice::app::start_demo_backend(&parsed, products)
             .await
             .context("starting the demo app")?;
-        anyhow::Ok((parsed, app_addr))
+        anyhow::Ok((parsed, backend))
     }
     .await;
-    let (parsed, app_addr) = match result {
+    let (parsed, backend) = match result {
         Ok(pair) => pair,
         Err(error) => {
             eprintln!("sluice demo: {error:#}");
             return Err(ExitCode::FAILURE);
         }
     };
+    let app_addr = backend.addr;
     let app = start(parsed, config).await?;
     let proxy = app.addr().map(|a| a.to_string()).unwrap_or_default();
     println!("sluice: demo app (SQLite catalogue, {products} products) on http://{app_addr}");
@@ -234,5 +258,5 @@ async fn demo(config: Option<PathBuf>, products: usize) -> Result<App, ExitCode>
         println!("  health:             curl http://{admin}/healthz");
     }
     println!();
-    Ok(app)
+    Ok((app, backend))
 }

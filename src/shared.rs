@@ -16,6 +16,7 @@ use crate::balancer::BackendPool;
 use crate::config::{Config, Problem, RouteConfig};
 use crate::metrics::access_log::AccessLog;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::proxy::headers::Rewrite;
 use crate::proxy::upstream::{ClientShape, UpstreamClient};
 
 /// A route with its pool resolved and its metric handles.
@@ -44,6 +45,8 @@ impl PoolRuntime {
 pub struct Snapshot {
     pub generation: u64,
     pub config: Arc<Config>,
+    /// The header policy with its values precomputed.
+    pub rewrite: Rewrite,
     pub routes: Vec<RouteRuntime>,
     pub pools: Vec<PoolRuntime>,
 }
@@ -148,6 +151,7 @@ impl Snapshot {
         }
         Ok(Snapshot {
             generation,
+            rewrite: Rewrite::new(&config.headers),
             config,
             routes,
             pools,

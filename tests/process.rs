@@ -21,6 +21,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 struct Sluice {
     child: Child,
     addr: SocketAddr,
+    admin: Option<SocketAddr>,
 }
 
 impl Drop for Sluice {
@@ -41,18 +42,24 @@ fn spawn(config: &Path) -> Sluice {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
+    let (admin_sender, admin_receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             if let Some(addr) = line.strip_prefix("sluice: listener main on ") {
                 let _ = sender.send(addr.parse::<SocketAddr>().unwrap());
             }
+            if let Some(addr) = line.strip_prefix("sluice: admin on ") {
+                let _ = admin_sender.send(addr.parse::<SocketAddr>().unwrap());
+            }
         }
     });
     let addr = receiver
         .recv_timeout(DEADLINE)
         .expect("sluice did not report its listener");
-    Sluice { child, addr }
+    // The admin line is printed right after the listener lines, when there is an admin API.
+    let admin = admin_receiver.recv_timeout(Duration::from_secs(2)).ok();
+    Sluice { child, addr, admin }
 }
 
 fn write_config(dir: &Path, backend: SocketAddr, extra: &str) -> std::path::PathBuf {
@@ -261,4 +268,27 @@ async fn a_256_mib_upload_and_download_stream_through_in_bounded_memory() {
     let peak = peak_rss_mib(sluice.child.id());
     eprintln!("sluice peak RSS while streaming 2 x 256 MiB: {peak:.1} MiB");
     assert!(peak < 64.0, "peak RSS {peak:.1} MiB");
+}
+
+#[tokio::test]
+async fn the_log_filter_changes_at_runtime_and_a_bad_one_is_refused() {
+    let origin = Origin::fixed("ok").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, config_text(&[origin.addr], "")).unwrap();
+    let sluice = spawn(&path);
+    let admin = sluice.admin.expect("admin address");
+    let client = h1_client();
+    let request = Request::post(format!("http://{admin}/admin/log-level"))
+        .body(full("sluice=debug,info"))
+        .unwrap();
+    let (response, body) = send(&client, request).await;
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    let request = Request::post(format!("http://{admin}/admin/log-level"))
+        .body(full("{\"level\": \"=[bad\"}"))
+        .unwrap();
+    let (response, _) = send(&client, request).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let (response, _) = get(sluice.addr, "/").await;
+    assert_eq!(response.status(), StatusCode::OK);
 }

@@ -235,3 +235,55 @@ async fn a_certificate_replaced_on_disk_is_served_after_reload_and_a_bad_one_is_
     assert_eq!(presented(addr, &certs.ca_cert, "a.test").await, after);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_https_pool_verifies_its_backend_with_the_configured_ca() {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = sluice::certs::generate(dir.path(), &[("origin", vec!["origin.test".to_string()])])
+        .unwrap();
+    let (cert_path, key_path) = certs.leaves[0].clone();
+    let chain: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut std::fs::read(&cert_path).unwrap().as_slice())
+            .map(|c| c.unwrap())
+            .collect();
+    let key = rustls_pemfile::private_key(&mut std::fs::read(&key_path).unwrap().as_slice())
+        .unwrap()
+        .unwrap();
+    let mut server_config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(full("secure origin")))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    let extra = format!(
+        "[pools.secure]\nscheme = \"https\"\nca = \"{}\"\nserver_name = \"origin.test\"\nbackends = [{{ addr = \"{backend}\" }}]\n\n[[routes]]\nname = \"secure\"\npath_prefix = \"/secure\"\npool = \"secure\"\n",
+        certs.ca_cert.display()
+    );
+    let app = start_proxy(&config_text(&[backend], &extra)).await;
+    let (response, body) = get(app.addr().unwrap(), "/secure/x").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body, "secure origin");
+    // The plain-http pool to the same TLS port fails as a bad gateway, not a hang or panic.
+    let (response, _) = get(app.addr().unwrap(), "/plain").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    app.shutdown().await;
+}

@@ -21,6 +21,18 @@ use tokio::sync::watch;
 
 use crate::shared::Shared;
 
+/// Changes the log filter at runtime (`POST /admin/log-level`); set once by the binary, which
+/// owns the global tracing subscriber. Returns the filter now in force, or why the new one
+/// was refused.
+pub type LogControl = Box<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+static LOG_CONTROL: std::sync::OnceLock<LogControl> = std::sync::OnceLock::new();
+
+/// Installs the log control; the first call wins (there is one subscriber per process).
+pub fn install_log_control(control: LogControl) {
+    let _ = LOG_CONTROL.set(control);
+}
+
 /// The future a reload returns: the new generation, or every problem found.
 pub type ReloadFuture = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>;
 
@@ -53,6 +65,9 @@ impl Admin {
     }
 
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.method() == Method::POST && request.uri().path() == "/admin/log-level" {
+            return log_level(request).await;
+        }
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => {
@@ -81,11 +96,45 @@ impl Admin {
                     &serde_json::json!({"status": "error", "problems": problems.lines().collect::<Vec<_>>()}),
                 ),
             },
-            (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload") => {
+            (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/log-level") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
+    }
+}
+
+/// `POST /admin/log-level` with a filter such as `debug` or `sluice=debug,hyper=info`, as the
+/// body or as `{"level": "..."}`.
+async fn log_level(request: Request<Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(request.into_body(), 4096);
+    let Ok(body) = limited.collect().await.map(|b| b.to_bytes()) else {
+        return text(StatusCode::BAD_REQUEST, "unreadable body\n");
+    };
+    let body = String::from_utf8_lossy(&body).trim().to_string();
+    let filter = match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(value) => match value.get("level").and_then(|l| l.as_str()) {
+            Some(level) => level.to_string(),
+            None => return text(StatusCode::BAD_REQUEST, "expected {\"level\": \"...\"}\n"),
+        },
+        Err(_) => body,
+    };
+    let Some(control) = LOG_CONTROL.get() else {
+        return text(
+            StatusCode::NOT_IMPLEMENTED,
+            "log level control is not installed\n",
+        );
+    };
+    match control(&filter) {
+        Ok(now) => json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "filter": now}),
+        ),
+        Err(message) => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"status": "error", "problem": message}),
+        ),
     }
 }
 

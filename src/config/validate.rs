@@ -584,11 +584,11 @@ pool = "api"
         assert!(
             problems
                 .iter()
-                .any(|p| p.contains(":15: timeouts.connect:")),
+                .any(|p| p.contains(":14: timeouts.connect:")),
             "{problems:?}"
         );
         assert!(
-            problems.iter().any(|p| p.contains(":16: timeouts.idle:")),
+            problems.iter().any(|p| p.contains(":15: timeouts.idle:")),
             "{problems:?}"
         );
         assert!(

@@ -11,6 +11,8 @@ use tokio::time::Instant;
 pub struct ConnInfo {
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's IP as a header value, made once per connection for `X-Forwarded-For`.
+    pub peer_value: http::HeaderValue,
     /// Whether the client used TLS.
     pub tls: bool,
     /// The listener's name.

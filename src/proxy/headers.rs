@@ -38,8 +38,13 @@ fn hop_by_hop() -> [&'static HeaderName; 7] {
     ]
 }
 
-/// Removes the headers named in `Connection`, then the fixed hop-by-hop set.
+/// Removes the headers named in `Connection`, then the fixed hop-by-hop set. Most requests
+/// carry none, so one pass over the names decides whether any lookup is needed.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let set = hop_by_hop();
+    if !headers.keys().any(|name| set.contains(&name)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -68,11 +73,47 @@ fn via_protocol(version: Version) -> &'static str {
     }
 }
 
-fn append_via(headers: &mut HeaderMap, version: Version, pseudonym: &str) {
-    let mut via = String::with_capacity(16);
-    let _ = write!(via, "{} {}", via_protocol(version), pseudonym);
-    if let Ok(value) = HeaderValue::from_str(&via) {
-        headers.append(header::VIA, value);
+/// The header policy with the values it writes on every request made once, when a snapshot
+/// is built, instead of per request.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    pub policy: HeaderPolicy,
+    via: [Option<HeaderValue>; 5],
+    proto_http: HeaderValue,
+    proto_https: HeaderValue,
+}
+
+const VERSIONS: [Version; 5] = [
+    Version::HTTP_09,
+    Version::HTTP_10,
+    Version::HTTP_11,
+    Version::HTTP_2,
+    Version::HTTP_3,
+];
+
+impl Rewrite {
+    /// Precomputes the values of `policy`.
+    pub fn new(policy: &HeaderPolicy) -> Rewrite {
+        let via = VERSIONS.map(|version| {
+            HeaderValue::from_str(&format!("{} {}", via_protocol(version), policy.via)).ok()
+        });
+        Rewrite {
+            policy: policy.clone(),
+            via,
+            proto_http: HeaderValue::from_static("http"),
+            proto_https: HeaderValue::from_static("https"),
+        }
+    }
+
+    fn via(&self, version: Version) -> Option<&HeaderValue> {
+        let index = VERSIONS.iter().position(|v| *v == version).unwrap_or(2);
+        self.via.get(index).and_then(Option::as_ref)
+    }
+}
+
+fn append_via(headers: &mut HeaderMap, version: Version, rewrite: &Rewrite) {
+    if let Some(value) = rewrite.via(version) {
+        headers.append(header::VIA, value.clone());
     }
 }
 
@@ -81,6 +122,10 @@ fn append_via(headers: &mut HeaderMap, version: Version, pseudonym: &str) {
 pub struct Forwarding<'a> {
     /// The client's address.
     pub client: IpAddr,
+    /// The client's address as a header value (made once per connection).
+    pub client_value: &'a HeaderValue,
+    /// The client's Host (or :authority) as sent, port included, for `X-Forwarded-Host`.
+    pub host_value: Option<&'a HeaderValue>,
     /// `"http"` or `"https"`: how the client reached Sluice.
     pub proto: &'static str,
     /// The host the client asked for (Host or :authority), if any.
@@ -94,11 +139,8 @@ pub struct Forwarding<'a> {
 }
 
 /// Rewrites a client's request headers for the backend.
-pub fn prepare_request(
-    headers: &mut HeaderMap,
-    forwarding: &Forwarding<'_>,
-    policy: &HeaderPolicy,
-) {
+pub fn prepare_request(headers: &mut HeaderMap, forwarding: &Forwarding<'_>, rewrite: &Rewrite) {
+    let policy = &rewrite.policy;
     strip_hop_by_hop(headers);
     // Sluice answers `Expect: 100-continue` itself (hyper sends the 100 when the body is first
     // read), so the backend must not wait for a second one.
@@ -109,20 +151,24 @@ pub fn prepare_request(
     }
 
     if policy.x_forwarded {
-        let client = forwarding.client.to_string();
         let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(previous) if !previous.trim().is_empty() => format!("{previous}, {client}"),
-            _ => client,
+            Some(previous) if !previous.trim().is_empty() => {
+                let client = forwarding.client_value.to_str().unwrap_or_default();
+                HeaderValue::from_str(&format!("{previous}, {client}")).ok()
+            }
+            _ => Some(forwarding.client_value.clone()),
         };
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        if let Some(value) = value {
             headers.insert(X_FORWARDED_FOR.clone(), value);
         }
-        headers.insert(
-            X_FORWARDED_PROTO.clone(),
-            HeaderValue::from_static(forwarding.proto),
-        );
-        if let Some(host) = forwarding.host.and_then(|h| HeaderValue::from_str(h).ok()) {
-            headers.insert(X_FORWARDED_HOST.clone(), host);
+        let proto = if forwarding.proto == "https" {
+            &rewrite.proto_https
+        } else {
+            &rewrite.proto_http
+        };
+        headers.insert(X_FORWARDED_PROTO.clone(), proto.clone());
+        if let Some(host) = forwarding.host_value {
+            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         }
     }
     if policy.forwarded {
@@ -143,7 +189,7 @@ pub fn prepare_request(
             headers.append(header::FORWARDED, value);
         }
     }
-    append_via(headers, forwarding.version, &policy.via);
+    append_via(headers, forwarding.version, rewrite);
     if policy.request_id
         && !headers.contains_key(&X_REQUEST_ID)
         && let Ok(value) = HeaderValue::from_str(forwarding.request_id)
@@ -157,7 +203,7 @@ pub fn prepare_request(
 pub fn prepare_response(
     headers: &mut HeaderMap,
     version: Version,
-    policy: &HeaderPolicy,
+    rewrite: &Rewrite,
     upgraded: bool,
 ) {
     let upgrade = if upgraded {
@@ -170,7 +216,7 @@ pub fn prepare_response(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, upgrade);
     }
-    append_via(headers, version, &policy.via);
+    append_via(headers, version, rewrite);
 }
 
 /// The `Upgrade` value of an HTTP/1.1 request that asks to switch protocols (RFC 9110 7.8):
@@ -196,9 +242,18 @@ pub fn upgrade_request(headers: &HeaderMap, version: Version) -> Option<&HeaderV
 mod tests {
     use super::*;
 
+    static CLIENT: HeaderValue = HeaderValue::from_static("192.0.2.7");
+    static HOST: HeaderValue = HeaderValue::from_static("shop.example");
+
+    fn rewrite() -> Rewrite {
+        Rewrite::new(&HeaderPolicy::default())
+    }
+
     fn forwarding<'a>(request_id: &'a str, upgrade: Option<&'a HeaderValue>) -> Forwarding<'a> {
         Forwarding {
             client: "192.0.2.7".parse().unwrap(),
+            client_value: &CLIENT,
+            host_value: Some(&HOST),
             proto: "https",
             host: Some("shop.example"),
             version: Version::HTTP_11,
@@ -230,7 +285,7 @@ mod tests {
             ("upgrade", "h2c"),
             ("accept", "*/*"),
         ]);
-        prepare_request(&mut map, &forwarding("id", None), &HeaderPolicy::default());
+        prepare_request(&mut map, &forwarding("id", None), &rewrite());
         for gone in [
             "connection",
             "keep-alive",
@@ -248,7 +303,7 @@ mod tests {
     #[test]
     fn x_forwarded_headers_and_via_are_added() {
         let mut map = headers(&[("x-forwarded-for", "203.0.113.1")]);
-        prepare_request(&mut map, &forwarding("abc", None), &HeaderPolicy::default());
+        prepare_request(&mut map, &forwarding("abc", None), &rewrite());
         assert_eq!(map["x-forwarded-for"], "203.0.113.1, 192.0.2.7");
         assert_eq!(map["x-forwarded-proto"], "https");
         assert_eq!(map["x-forwarded-host"], "shop.example");
@@ -259,20 +314,16 @@ mod tests {
     #[test]
     fn a_client_request_id_is_kept() {
         let mut map = headers(&[("x-request-id", "from-client")]);
-        prepare_request(
-            &mut map,
-            &forwarding("generated", None),
-            &HeaderPolicy::default(),
-        );
+        prepare_request(&mut map, &forwarding("generated", None), &rewrite());
         assert_eq!(map["x-request-id"], "from-client");
     }
 
     #[test]
     fn forwarded_is_written_per_rfc_7239_when_enabled() {
-        let policy = HeaderPolicy {
+        let policy = Rewrite::new(&HeaderPolicy {
             forwarded: true,
             ..HeaderPolicy::default()
-        };
+        });
         let mut map = HeaderMap::new();
         let mut f = forwarding("id", None);
         f.client = "2001:db8::1".parse().unwrap();
@@ -289,11 +340,7 @@ mod tests {
         let upgrade = upgrade_request(&map, Version::HTTP_11).cloned();
         assert_eq!(upgrade.as_ref().unwrap(), "websocket");
         let mut map = map;
-        prepare_request(
-            &mut map,
-            &forwarding("id", upgrade.as_ref()),
-            &HeaderPolicy::default(),
-        );
+        prepare_request(&mut map, &forwarding("id", upgrade.as_ref()), &rewrite());
         assert_eq!(map["connection"], "upgrade");
         assert_eq!(map["upgrade"], "websocket");
     }
@@ -301,7 +348,7 @@ mod tests {
     #[test]
     fn expect_is_not_forwarded() {
         let mut map = headers(&[("expect", "100-continue")]);
-        prepare_request(&mut map, &forwarding("id", None), &HeaderPolicy::default());
+        prepare_request(&mut map, &forwarding("id", None), &rewrite());
         assert!(!map.contains_key("expect"));
     }
 
@@ -312,7 +359,7 @@ mod tests {
             ("x-internal", "1"),
             ("content-type", "text/plain"),
         ]);
-        prepare_response(&mut map, Version::HTTP_2, &HeaderPolicy::default(), false);
+        prepare_response(&mut map, Version::HTTP_2, &rewrite(), false);
         assert!(!map.contains_key("connection"));
         assert!(!map.contains_key("x-internal"));
         assert_eq!(map["via"], "2 sluice");

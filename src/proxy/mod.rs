@@ -113,7 +113,17 @@ fn request_id(headers: &http::HeaderMap) -> String {
     {
         return id.to_string();
     }
-    format!("{:016x}", rand::random::<u64>())
+    let mut id = String::with_capacity(16);
+    let value = rand::random::<u64>();
+    for shift in (0..16).rev() {
+        let digit = ((value >> (shift * 4)) & 0xf) as u8;
+        id.push(char::from(if digit < 10 {
+            b'0' + digit
+        } else {
+            b'a' + digit - 10
+        }));
+    }
+    id
 }
 
 /// The host the client asked for: the URI authority (HTTP/2, absolute-form) or `Host`.
@@ -279,10 +289,16 @@ impl Proxy {
         // 3-4 cache lookup and coalescing: pass-through until the cache lands.
         // 5 pick, 6 forward
         let upgrade = headers::upgrade_request(&parts.headers, parts.version).cloned();
-        let policy = &snapshot.config.headers;
-        let original_host = request_host(&parts).and_then(|h| HeaderValue::from_str(h).ok());
+        let rewrite = &snapshot.rewrite;
+        let policy = &rewrite.policy;
+        let original_host = match parts.uri.authority() {
+            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+            None => parts.headers.get(header::HOST).cloned(),
+        };
         let forwarding = headers::Forwarding {
             client: conn.peer.ip(),
+            client_value: &conn.peer_value,
+            host_value: original_host.as_ref(),
             proto: if conn.tls { "https" } else { "http" },
             host,
             version: parts.version,
@@ -291,7 +307,7 @@ impl Proxy {
         };
         let has_body = body_expected(&parts);
         let mut upstream_headers = std::mem::take(&mut parts.headers);
-        headers::prepare_request(&mut upstream_headers, &forwarding, policy);
+        headers::prepare_request(&mut upstream_headers, &forwarding, rewrite);
         let outbound = forward::Outbound {
             method: parts.method.clone(),
             path: parts
@@ -326,7 +342,7 @@ impl Proxy {
         }
         let version = response.version();
         let (mut response_parts, incoming) = response.into_parts();
-        headers::prepare_response(&mut response_parts.headers, version, policy, upgraded);
+        headers::prepare_response(&mut response_parts.headers, version, rewrite, upgraded);
         response_parts.version = parts.version;
         let body = if upgraded {
             ResponseBody::empty()

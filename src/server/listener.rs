@@ -149,8 +149,11 @@ async fn connection(
     spec.metrics.accepted.inc();
     spec.metrics.active.inc();
     let _gauge = ActiveGauge(spec.metrics.active.clone());
+    let peer_value = http::HeaderValue::from_str(&peer.ip().to_string())
+        .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
     let info = Arc::new(ConnInfo {
         peer,
+        peer_value,
         tls: spec.tls.is_some(),
         listener: Arc::clone(&spec.name),
         activity: Arc::new(ConnActivity::new()),
