@@ -234,6 +234,8 @@ impl App {
             lock: Mutex::new(()),
         });
 
+        let observability = start_monitoring(&config, &metrics, &shutdown_rx, &mut tasks);
+
         let mut admin_handle = None;
         let mut admin_addr = None;
         if let Some(addr) = config.admin {
@@ -248,6 +250,7 @@ impl App {
             let admin = Arc::new(Admin::new(
                 Arc::clone(&shared),
                 Arc::new(AdminReload(Arc::clone(&reloader))),
+                observability.clone(),
             ));
             tasks.push(tokio::spawn(admin::serve(
                 socket,
@@ -330,6 +333,50 @@ impl App {
         }
         self.shutdown().await;
         Ok(())
+    }
+}
+
+/// Starts the resource sampler and the alert evaluator when monitoring is on; what they
+/// publish is read by the admin API.
+fn start_monitoring(
+    config: &Config,
+    metrics: &Metrics,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> admin::Observability {
+    use crate::metrics::{alerts, resources};
+    let monitoring = config.monitoring;
+    if !monitoring.enabled {
+        return admin::Observability::default();
+    }
+    let handle = match resources::ResourceSampler::new(metrics.registry()) {
+        Ok(sampler) => {
+            let sampler = sampler.with_memory_budget(monitoring.memory_budget);
+            let handle = sampler.handle();
+            tasks.push(tokio::spawn(resources::run(
+                sampler,
+                monitoring.sample_interval,
+                shutdown.clone(),
+            )));
+            Some(handle)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "resource sampling is unavailable");
+            None
+        }
+    };
+    let engine = alerts::AlertEngine::new(alerts::AlertThresholds::default());
+    let board = engine.board();
+    tasks.push(tokio::spawn(alerts::run(
+        engine,
+        metrics.registry().clone(),
+        handle.clone(),
+        monitoring.alert_interval,
+        shutdown.clone(),
+    )));
+    admin::Observability {
+        resources: handle,
+        alerts: board,
     }
 }
 

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 
 use crate::shared::Shared;
 
+pub mod dashboard;
+
 /// Changes the log filter at runtime (`POST /admin/log-level`); set once by the binary, which
 /// owns the global tracing subscriber. Returns the filter now in force, or why the new one
 /// was refused.
@@ -42,19 +44,33 @@ pub trait Reload: Send + Sync {
     fn reload(&self) -> ReloadFuture;
 }
 
+/// What the dashboard and `/admin/alerts` read: the sampler's latest figures and the alert
+/// board. Both are empty when monitoring is off.
+#[derive(Clone, Default)]
+pub struct Observability {
+    pub resources: Option<crate::metrics::resources::ResourceHandle>,
+    pub alerts: crate::metrics::alerts::AlertBoard,
+}
+
 /// The admin listener's state.
 pub struct Admin {
     shared: Arc<Shared>,
     reload: Arc<dyn Reload>,
+    observability: Observability,
     draining: AtomicBool,
 }
 
 impl Admin {
     /// An admin API over `shared`.
-    pub fn new(shared: Arc<Shared>, reload: Arc<dyn Reload>) -> Admin {
+    pub fn new(
+        shared: Arc<Shared>,
+        reload: Arc<dyn Reload>,
+        observability: Observability,
+    ) -> Admin {
         Admin {
             shared,
             reload,
+            observability,
             draining: AtomicBool::new(false),
         }
     }
@@ -70,6 +86,34 @@ impl Admin {
         }
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/") => {
+                let mut response = Response::new(Full::new(Bytes::from_static(
+                    dashboard::DASHBOARD_HTML.as_bytes(),
+                )));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                response
+            }
+            (&Method::GET, "/admin/stats") => {
+                let resources = self
+                    .observability
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.latest());
+                let firing = self.observability.alerts.firing();
+                let stats = dashboard::stats_json(
+                    self.shared.metrics.registry(),
+                    resources.as_deref(),
+                    &firing,
+                    std::time::SystemTime::now(),
+                );
+                json(StatusCode::OK, &stats)
+            }
+            (&Method::GET, "/admin/alerts") => {
+                json(StatusCode::OK, &self.observability.alerts.to_json())
+            }
             (&Method::GET, "/readyz") => {
                 if self.draining.load(Ordering::Relaxed) {
                     text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
@@ -96,9 +140,11 @@ impl Admin {
                     &serde_json::json!({"status": "error", "problems": problems.lines().collect::<Vec<_>>()}),
                 ),
             },
-            (_, "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/log-level") => {
-                text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
-            }
+            (
+                _,
+                "/" | "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/log-level"
+                | "/admin/stats" | "/admin/alerts",
+            ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }

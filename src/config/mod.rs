@@ -28,6 +28,7 @@ pub struct Config {
     pub limits: Limits,
     pub headers: HeaderPolicy,
     pub access_log: AccessLog,
+    pub monitoring: Monitoring,
     pub pools: Vec<PoolConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -134,6 +135,26 @@ impl Default for HeaderPolicy {
             via: "sluice".to_string(),
             preserve_host: true,
             request_id: true,
+        }
+    }
+}
+
+/// Resource sampling and built-in alerting.
+#[derive(Debug, Clone, Copy)]
+pub struct Monitoring {
+    pub enabled: bool,
+    pub sample_interval: Duration,
+    pub alert_interval: Duration,
+    pub memory_budget: Option<u64>,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sample_interval: Duration::from_secs(5),
+            alert_interval: Duration::from_secs(10),
+            memory_budget: None,
         }
     }
 }

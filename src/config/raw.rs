@@ -24,6 +24,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
+    pub monitoring: RawMonitoring,
+    #[serde(default)]
     pub pools: BTreeMap<String, RawPool>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -107,6 +109,18 @@ pub struct RawHeaders {
     pub via: Option<String>,
     pub preserve_host: Option<bool>,
     pub request_id: Option<bool>,
+}
+
+/// `[monitoring]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitoring {
+    /// Sample process and host resources from /proc and evaluate alerts (default true).
+    pub enabled: Option<bool>,
+    pub sample_interval: Option<String>,
+    pub alert_interval: Option<String>,
+    /// The memory the process may use; the memory alert fires near it (default: none).
+    pub memory_budget: Option<RawSize>,
 }
 
 /// `[log]`

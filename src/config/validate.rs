@@ -378,6 +378,28 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
         Some(path) => AccessLog::File(base.join(path)),
     };
 
+    let monitoring_defaults = Monitoring::default();
+    let m = &raw.monitoring;
+    let monitoring = Monitoring {
+        enabled: m.enabled.unwrap_or(monitoring_defaults.enabled),
+        sample_interval: duration(
+            problems,
+            "monitoring.sample_interval",
+            &m.sample_interval,
+            monitoring_defaults.sample_interval,
+        ),
+        alert_interval: duration(
+            problems,
+            "monitoring.alert_interval",
+            &m.alert_interval,
+            monitoring_defaults.alert_interval,
+        ),
+        memory_budget: m
+            .memory_budget
+            .as_ref()
+            .map(|_| size(problems, "monitoring.memory_budget", &m.memory_budget, 0)),
+    };
+
     let mut pools = Vec::new();
     for (name, pool) in &raw.pools {
         let prefix = format!("pools.{name}");
@@ -522,6 +544,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
         limits,
         headers,
         access_log,
+        monitoring,
         pools,
         routes,
     }

@@ -220,3 +220,106 @@ impl From<tokio::task::JoinError> for RequestError {
         Self::Internal(format!("blocking task: {error}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn representation() -> Representation {
+        Representation {
+            body: Bytes::from_static(b"{\"id\":123}"),
+            content_type: JSON,
+            cache_control: PRODUCT_CACHE,
+            surrogate_key: "product-123 category-books products".to_string(),
+            last_modified: UNIX_EPOCH + Duration::from_secs(1_709_640_000),
+        }
+    }
+
+    fn request(name: HeaderName, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_709_650_000)
+    }
+
+    #[test]
+    fn a_representation_carries_every_caching_header() {
+        let response = representation()
+            .reply(&HeaderMap::new())
+            .into_response(false, now());
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers();
+        assert_eq!(headers[ETAG], strong_etag(b"{\"id\":123}").as_str());
+        assert_eq!(headers[LAST_MODIFIED], "Tue, 05 Mar 2024 12:00:00 GMT");
+        assert_eq!(headers[CACHE_CONTROL], PRODUCT_CACHE);
+        assert_eq!(
+            headers[SURROGATE_KEY],
+            "product-123 category-books products"
+        );
+        assert_eq!(headers[DATE], httpdate::fmt_http_date(now()).as_str());
+        assert_eq!(headers[CONTENT_LENGTH], "10");
+        assert_eq!(headers[CONTENT_TYPE], JSON);
+    }
+
+    #[test]
+    fn current_etag_in_if_none_match_gives_304_without_a_body() {
+        let etag = strong_etag(b"{\"id\":123}");
+        let reply = representation().reply(&request(IF_NONE_MATCH, &etag));
+        assert_eq!(reply.status, StatusCode::NOT_MODIFIED);
+        assert!(reply.body.is_empty());
+        let response = reply.into_response(false, now());
+        let headers = response.headers();
+        // RFC 9110 15.4.5: the validators and caching fields a 200 would have carried.
+        assert_eq!(headers[ETAG], etag.as_str());
+        assert_eq!(headers[CACHE_CONTROL], PRODUCT_CACHE);
+        assert!(headers.contains_key(SURROGATE_KEY));
+        assert!(headers.contains_key(LAST_MODIFIED));
+        assert!(headers.contains_key(DATE));
+        assert!(!headers.contains_key(CONTENT_LENGTH));
+        assert!(!headers.contains_key(CONTENT_TYPE));
+    }
+
+    #[test]
+    fn an_old_etag_or_an_earlier_date_gets_the_full_body() {
+        let old = representation().reply(&request(IF_NONE_MATCH, "\"0000000000000000\""));
+        assert_eq!(old.status, StatusCode::OK);
+        assert_eq!(&old.body[..], b"{\"id\":123}");
+        let earlier =
+            representation().reply(&request(IF_MODIFIED_SINCE, "Tue, 05 Mar 2024 11:59:59 GMT"));
+        assert_eq!(earlier.status, StatusCode::OK);
+        let same =
+            representation().reply(&request(IF_MODIFIED_SINCE, "Tue, 05 Mar 2024 12:00:00 GMT"));
+        assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    }
+
+    #[test]
+    fn head_keeps_the_length_but_drops_the_body() {
+        let response = representation()
+            .reply(&HeaderMap::new())
+            .into_response(true, now());
+        assert_eq!(response.headers()[CONTENT_LENGTH], "10");
+        assert_eq!(
+            hyper::body::Body::size_hint(response.body()).exact(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail_and_are_not_cached() {
+        let reply = RequestError::Internal("disk on fire at /var/db".to_string()).reply(true);
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(&reply.body[..], b"{\"error\":\"internal error\"}");
+        assert_eq!(reply.headers[CACHE_CONTROL], "no-store");
+        let missing = RequestError::NotFound.reply(true);
+        assert_eq!(missing.headers[CACHE_CONTROL], "public, max-age=5");
+        assert_eq!(
+            RequestError::NotFound.reply(false).headers[CACHE_CONTROL],
+            "no-store"
+        );
+    }
+}

@@ -5,6 +5,11 @@
 //! It does not own the access log's format (see `access_log.rs`), only its plumbing.
 
 pub mod access_log;
+pub mod alerts;
+pub mod procfs;
+mod resource_metrics;
+pub mod resources;
+pub mod totals;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -280,6 +285,10 @@ impl Metrics {
                 "Access log lines dropped because the writer fell behind.",
             )?,
         );
+        // Both outcomes exist from the start, so increase() sees the first failure.
+        for outcome in [ReloadOutcome::Success, ReloadOutcome::Failure] {
+            config_reloads.with_label_values(&[outcome.as_str()]);
+        }
         Ok(Metrics {
             registry,
             requests,
