@@ -144,6 +144,8 @@ def report(raw_path, machine_path, out_dir):
                 "origin_connections": median([r.get("origin_connections") for r in good]),
                 "foreign_pct_proxy_cpu": max_of([r.get("foreign_pct_proxy_cpu") for r in good]),
                 "foreign_pct_load_cpu": max_of([r.get("foreign_pct_load_cpu") for r in good]),
+                "busy_pct_proxy_cpu": median([r.get("busy_pct_proxy_cpu") for r in good]),
+                "busy_pct_load_cpu": median([r.get("busy_pct_load_cpu") for r in good]),
             })
 
     lines = ["# Sluice side-by-side peers", ""]
@@ -175,6 +177,10 @@ def report(raw_path, machine_path, out_dir):
                          f"{fmt(s['origin_pct'], 0)}% | {fmt(s['origin_connections'], 0)} |"
                          + (f" ({s['failed_rounds']} round(s) failed)" if s["failed_rounds"] else ""))
         lines.append("")
+        lines.append("- cores busy, proxy/load: " + ", ".join(
+            f"{p} {fmt(s['busy_pct_proxy_cpu'], 0)}%/{fmt(s['busy_pct_load_cpu'], 0)}%"
+            for p, s in by_peer.items()) + " (a load core near 100% with a proxy core well "
+            "below means the client side limits req/s; compare CPU s/100k req then)")
         noisy = [f"{p} {fmt(s['foreign_pct_proxy_cpu'], 0)}%/{fmt(s['foreign_pct_load_cpu'], 0)}%"
                  for p, s in by_peer.items()
                  if max(s["foreign_pct_proxy_cpu"] or 0, s["foreign_pct_load_cpu"] or 0) > NOISE_PCT]
@@ -199,7 +205,9 @@ def report(raw_path, machine_path, out_dir):
     with open(f"{out_dir}/results.csv", "w", newline="", encoding="utf-8") as f:
         fields = ["scenario", "peer", "round", "failed", "tool", "requests", "rps", "p50_ms",
                   "p99_ms", "peak_rss_kib", "cpu_seconds", "cpu_s_per_100k", "errors", "non_2xx",
-                  "origin_requests"]
+                  "origin_requests", "origin_connections", "load_tool_cpu_seconds",
+                  "foreign_pct_proxy_cpu", "foreign_pct_load_cpu", "busy_pct_proxy_cpu",
+                  "busy_pct_load_cpu"]
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -10,6 +10,7 @@
 # Traffic goes to 127.0.0.1 only; the network is used only to apt-get install a missing tool.
 set -euo pipefail
 export PATH=$PATH:/usr/sbin:/sbin      # nginx, haproxy and varnishd live in sbin
+export LC_ALL=C                         # "." in $EPOCHREALTIME and in the tools' numbers
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -33,6 +34,8 @@ LOAD_CPU=${LOAD_CPU:-0}                 # wrk / h2load and the origin
 SLUICE_BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
 SKIP_BUILD=${SKIP_BUILD:-0}             # 1: use SLUICE_BIN as it is
 CACHE_SIZE_MB=${CACHE_SIZE_MB:-64}      # cache budget for every cached peer
+NGINX_EXTRA=${NGINX_EXTRA:-}            # directives added to the nginx proxy's location (tuning trials)
+HAPROXY_EXTRA=${HAPROXY_EXTRA:-}        # a line added to HAProxy's defaults section (tuning trials)
 KEEP_TMP=${KEEP_TMP:-0}                 # 1: keep the temp dir (configs, logs) for inspection
 OUT_DIR=${OUT_DIR:-$ROOT/bench-results/peers-$MODE-$(date +%Y%m%d-%H%M%S)}
 
@@ -126,7 +129,8 @@ start_nginx() {
         cache_use="proxy_cache objects; proxy_cache_valid 200 1h; add_header X-Cache-Status \$upstream_cache_status;"
     fi
     render "$HERE/conf/nginx.conf" "$d/nginx.conf" DIR="$TMP" H1_PORT="$1" H2_PORT="$2" \
-        ORIGIN_PORT="$ORIGIN_PORT" CACHE_PATH="$cache_path" CACHE_USE="$cache_use"
+        ORIGIN_PORT="$ORIGIN_PORT" CACHE_PATH="$cache_path" CACHE_USE="$cache_use" \
+        NGINX_EXTRA="$NGINX_EXTRA"
     launch nginx taskset -c "$PROXY_CPU" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
     PEER_PID=$LAUNCHED PEER_H1=$1 PEER_H2=$2
 }
@@ -157,7 +161,8 @@ start_haproxy() {
         use=$(printf 'http-request cache-use objects\n    http-response cache-store objects')
     fi
     render "$HERE/conf/haproxy.cfg" "$d/haproxy.cfg" DIR="$TMP" H1_PORT="$1" H2_PORT="$2" \
-        ORIGIN_PORT="$ORIGIN_PORT" CACHE_SECTION="$section" CACHE_USE="$use"
+        ORIGIN_PORT="$ORIGIN_PORT" CACHE_SECTION="$section" CACHE_USE="$use" \
+        HAPROXY_EXTRA="$HAPROXY_EXTRA"
     launch haproxy taskset -c "$PROXY_CPU" haproxy -db -f "$d/haproxy.cfg"
     PEER_PID=$LAUNCHED PEER_H1=$1 PEER_H2=$2
 }
@@ -193,8 +198,10 @@ proc_ticks() { # proc_ticks PID...: "UTIME STIME" summed over the PIDs (all thre
     echo "$user $sys"
 }
 
-core_ticks() { # core_ticks CPU: "USER+NICE TOTAL" of one CPU from /proc/stat, clock ticks
-    awk -v cpu="cpu$1" '$1 == cpu {print $2 + $3, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+core_ticks() { # core_ticks CPU: "USER+NICE BUSY TOTAL" of one CPU from /proc/stat, clock ticks
+    # (busy = all but idle and iowait)
+    awk -v cpu="cpu$1" '$1 == cpu {print $2 + $3, $2 + $3 + $4 + $7 + $8 + $9,
+                                         $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
 }
 
 to_ms() {      # to_ms 1m2.345s -> 62345 (the format of bash `times`)
@@ -266,9 +273,9 @@ run_one() {    # run_one SCENARIO PEER ROUND: start, warm up, measure, stop; one
     # shellcheck disable=SC2086
     p0=$(proc_ticks $pids) w0=$(proc_ticks $ORIGIN_WORKERS) o0=$(origin_counters)
     pc0=$(core_ticks "$PROXY_CPU") lc0=$(core_ticks "$LOAD_CPU")
-    children_ms; t0=$CHILDREN_MS
+    children_ms; t0=$CHILDREN_MS; local ns0=$EPOCHREALTIME
     load "$proto" "$port" "$path" "$DURATION" "$base.txt" "$TMP/h2.log" || status=$?
-    children_ms; t1=$CHILDREN_MS
+    local ns1=$EPOCHREALTIME; children_ms; t1=$CHILDREN_MS
     pc1=$(core_ticks "$PROXY_CPU") lc1=$(core_ticks "$LOAD_CPU")
     # shellcheck disable=SC2086
     p1=$(proc_ticks $pids) w1=$(proc_ticks $ORIGIN_WORKERS) o1=$(origin_counters)
@@ -280,15 +287,17 @@ run_one() {    # run_one SCENARIO PEER ROUND: start, warm up, measure, stop; one
     if [[ $proto == h1 ]]; then parsed=$($PARSE wrk "$base.txt"); else
         parsed=$($PARSE h2load "$base.txt" "$TMP/h2.log"); rm -f "$TMP/h2.log"; fi
     python3 - "$parsed" "$scenario" "$peer" "$round" "$CLK_TCK" "$rss" "$p0" "$p1" "$o0" "$o1" \
-        "$w0" "$w1" "$pc0" "$pc1" "$lc0" "$lc1" "$t0" "$t1" >>"$OUT_DIR/raw.jsonl" <<'EOF'
+        "$w0" "$w1" "$pc0" "$pc1" "$lc0" "$lc1" "$t0" "$t1" "$ns0" "$ns1" >>"$OUT_DIR/raw.jsonl" <<'EOF'
 import json, sys
 row = json.loads(sys.argv[1])
 scenario, peer, rnd, tck, rss = sys.argv[2:7]
 p0, p1, o0, o1, w0, w1, pc0, pc1, lc0, lc1 = ([int(x) for x in a.split()] for a in sys.argv[7:17])
 t0, t1 = int(sys.argv[17]), int(sys.argv[18])
 tck = int(tck)
+elapsed = float(sys.argv[20]) - float(sys.argv[19])   # wall seconds of the measured run
 cpu = (p1[0] + p1[1] - p0[0] - p0[1]) / tck
-wall = (pc1[1] - pc0[1]) / tck or None          # seconds of the proxy core during the run
+core = (pc1[2] - pc0[2]) / tck                  # the proxy core's ticks during the run, s
+wall = elapsed or None   # the denominator of the percentages (the tick total was seen to jump)
 # user time on each core not spent by the benchmark's own processes (other jobs on the machine)
 foreign_proxy = max(0, (pc1[0] - pc0[0]) - (p1[0] - p0[0])) / tck
 foreign_load = max(0.0, (lc1[0] - lc0[0]) - (w1[0] - w0[0]) - (t1 - t0) / 1000 * tck) / tck
@@ -296,16 +305,20 @@ row.update(scenario=scenario, peer=peer, round=int(rnd), cpu_seconds=cpu,
            peak_rss_kib=int(rss) or None,
            origin_requests=max(0, o1[1] - o0[1] - 1),      # minus the status request itself
            origin_connections=max(0, o1[0] - o0[0] - 1),
-           load_tool_cpu_seconds=(t1 - t0) / 1000,
+           load_tool_cpu_seconds=(t1 - t0) / 1000, elapsed_seconds=elapsed,
+           core_seconds=core,
            foreign_pct_proxy_cpu=100 * foreign_proxy / wall if wall else None,
            foreign_pct_load_cpu=100 * foreign_load / wall if wall else None,
+           busy_pct_proxy_cpu=100 * (pc1[1] - pc0[1]) / tck / wall if wall else None,
+           busy_pct_load_cpu=100 * (lc1[1] - lc0[1]) / tck / wall if wall else None,
            cpu_s_per_100k=cpu / row["requests"] * 100000 if row["requests"] else None)
 print(json.dumps(row))
 sys.stderr.write(f"[peers] {scenario} {peer} r{rnd}: {row['rps'] or 0:.0f} req/s, "
                  f"p99 {row['p99_ms']} ms, cpu {cpu:.2f} s, "
                  f"errors {row['errors'] + row['non_2xx']}, origin conns "
-                 f"{row['origin_connections']}, foreign cpu {row['foreign_pct_proxy_cpu'] or 0:.0f}%"
-                 f"/{row['foreign_pct_load_cpu'] or 0:.0f}%\n")
+                 f"{row['origin_connections']}, cores busy {row['busy_pct_proxy_cpu'] or 0:.0f}%"
+                 f"/{row['busy_pct_load_cpu'] or 0:.0f}% (foreign {row['foreign_pct_proxy_cpu'] or 0:.0f}%"
+                 f"/{row['foreign_pct_load_cpu'] or 0:.0f}%) proxy/load\n")
 EOF
 }
 
@@ -409,6 +422,8 @@ main() {
     chmod 755 "$TMP"   # nginx workers and varnish drop root privileges and must read the files
     local settings="MODE=$MODE DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS CONNS=$CONNS"
     settings+=" STREAMS=$STREAMS SCENARIOS='$SCENARIOS' PEERS='$PEERS' PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU"
+    if [[ -n $NGINX_EXTRA ]]; then settings+=" NGINX_EXTRA='$NGINX_EXTRA'"; fi
+    if [[ -n $HAPROXY_EXTRA ]]; then settings+=" HAPROXY_EXTRA='$HAPROXY_EXTRA'"; fi
     machine_note "$settings"
     make_origin
 
