@@ -1,29 +1,91 @@
 //! An immutable pool of backends with live per-backend state.
 //!
-//! A `BackendPool` is rebuilt on every reload; the `BackendState` of a backend that survives is
-//! carried over by address, so in-flight counts stay true across reloads.
+//! A `BackendPool` is rebuilt on every reload with its [`PoolOptions`]; the `BackendState` of
+//! a backend that survives is carried over by address (health, in-flight, EWMA, ejections,
+//! slow start), as are the pool's in-flight total and its retry budget. The pool answers
+//! [`pick_with`](BackendPool::pick_with) and takes the request's result back in
+//! [`finish`](BackendPool::finish), which feeds the latency estimate and passive health.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-/// Live state of one backend, shared between snapshots.
-#[derive(Debug, Default)]
-pub struct BackendState {
-    in_flight: AtomicU64,
-    requests: AtomicU64,
+use tokio::time::Instant;
+
+use super::algorithm::{Algorithm, PeakEwmaOptions, Picker};
+use super::health::{self, HealthTransition, Outcome, OutlierConfig};
+use super::limits::{Admission, Limits};
+use super::retry::{RetryBudget, RetryBudgetConfig};
+use super::rng::SharedRng;
+use super::slow_start::{Ramp, SlowStart};
+pub use super::state::BackendState;
+use super::state::{nanos, stamp};
+use super::view::{PoolMode, SummaryCell, View, summarize};
+
+/// Everything about a pool other than its backends, as config gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolOptions {
+    pub algorithm: Algorithm,
+    /// Passive outlier detection; `None` turns it off.
+    pub outlier: Option<OutlierConfig>,
+    /// The share of the pool that may be excluded (unhealthy or ejected); beyond it picks
+    /// fail open and use every active backend. 0.5 by default.
+    pub max_ejected_share: f64,
+    /// The ramp of new and recovered backends; `None`: full weight at once.
+    pub slow_start: Option<SlowStart>,
+    pub ewma: PeakEwmaOptions,
+    pub limits: Limits,
+    pub retry_budget: RetryBudgetConfig,
+    /// Seeds the pool's random choices; `None`: from the operating system.
+    pub seed: Option<u64>,
 }
 
-impl BackendState {
-    /// Requests sent to this backend and not yet finished.
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            algorithm: Algorithm::default(),
+            outlier: Some(OutlierConfig::default()),
+            max_ejected_share: 0.5,
+            slow_start: None,
+            ewma: PeakEwmaOptions::default(),
+            limits: Limits::default(),
+            retry_budget: RetryBudgetConfig::default(),
+            seed: None,
+        }
+    }
+}
+
+/// What a pick may depend on besides the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PickContext<'a> {
+    /// The request's time (ejections end, slow start ramps and EWMA decays against it).
+    pub now: Instant,
+    /// The consistent-hashing key (path, header, cookie or client IP bytes, per
+    /// [`HashOn`](super::HashOn)); ignored by other algorithms.
+    pub key: Option<&'a [u8]>,
+}
+
+impl<'a> PickContext<'a> {
+    /// A context at `now` without a hash key.
+    pub fn at(now: Instant) -> PickContext<'a> {
+        PickContext { now, key: None }
     }
 
-    /// Requests ever sent to this backend.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+    /// The same context with a hash key.
+    pub fn with_key(self, key: &'a [u8]) -> PickContext<'a> {
+        PickContext {
+            key: Some(key),
+            ..self
+        }
     }
+}
+
+/// Requests in flight in a pool, shared by its generations.
+#[derive(Debug, Default)]
+pub(crate) struct PoolLoad {
+    in_flight: AtomicU64,
 }
 
 /// One backend address in a pool.
@@ -32,17 +94,28 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub weight: u32,
     pub state: Arc<BackendState>,
+    load: Arc<PoolLoad>,
 }
 
-/// Marks a request in flight on a backend until dropped.
+/// Marks a request in flight on a backend until dropped or given to
+/// [`BackendPool::finish`].
 #[derive(Debug)]
 pub struct InFlight {
     state: Arc<BackendState>,
+    load: Arc<PoolLoad>,
+}
+
+impl InFlight {
+    /// The backend's state.
+    pub fn state(&self) -> &Arc<BackendState> {
+        &self.state
+    }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -51,46 +124,110 @@ impl Backend {
     pub fn start(&self) -> InFlight {
         self.state.in_flight.fetch_add(1, Ordering::Relaxed);
         self.state.requests.fetch_add(1, Ordering::Relaxed);
+        self.load.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight {
             state: Arc::clone(&self.state),
+            load: Arc::clone(&self.load),
         }
     }
 }
 
-/// The backends of one pool, in a fixed order.
+/// A pool's eligibility at one moment, for the admin API and gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolHealth {
+    /// Active backends with a weight above zero.
+    pub serving: u64,
+    /// Of those, the unhealthy or ejected ones.
+    pub excluded: u64,
+    pub mode: PoolMode,
+}
+
+/// The backends of one pool, in a fixed order, and how to pick among them.
 #[derive(Debug)]
 pub struct BackendPool {
     name: String,
     backends: Vec<Arc<Backend>>,
-    next: AtomicUsize,
+    options: PoolOptions,
+    picker: Picker,
+    ramp: Option<Ramp>,
+    rng: SharedRng,
+    cursor: AtomicUsize,
+    load: Arc<PoolLoad>,
+    summary: SummaryCell,
+    /// Serialises ejection decisions, so two backends failing together cannot both take the
+    /// pool's last allowed exclusion.
+    ejection: Mutex<()>,
+    retry_budget: Arc<RetryBudget>,
 }
 
 impl BackendPool {
-    /// Builds a pool from `(addr, weight)` pairs, reusing the state of backends found in
-    /// `previous` by address.
+    /// Builds a pool from `(addr, weight)` pairs with default options (peak EWMA), reusing the
+    /// state of backends found in `previous` by address.
     pub fn new(
         name: &str,
         backends: impl IntoIterator<Item = (SocketAddr, u32)>,
         previous: Option<&BackendPool>,
     ) -> BackendPool {
-        let backends = backends
+        BackendPool::with_options(
+            name,
+            backends,
+            previous,
+            PoolOptions::default(),
+            Instant::now(),
+        )
+    }
+
+    /// Builds a pool at `now`. Backends found in `previous` (by address) keep their state;
+    /// new ones start healthy and, when `previous` is given and slow start is on, ramp up
+    /// from `now` (not on the first build: a starting proxy has no traffic to protect).
+    pub fn with_options(
+        name: &str,
+        backends: impl IntoIterator<Item = (SocketAddr, u32)>,
+        previous: Option<&BackendPool>,
+        options: PoolOptions,
+        now: Instant,
+    ) -> BackendPool {
+        let surviving: HashMap<SocketAddr, &Arc<BackendState>> = previous
+            .map(|p| p.backends.iter().map(|b| (b.addr, &b.state)).collect())
+            .unwrap_or_default();
+        let load = previous.map_or_else(Arc::default, |p| Arc::clone(&p.load));
+        let ramp_from = (previous.is_some() && options.slow_start.is_some()).then_some(now);
+        let initial = Some((options.ewma.initial_rtt, now));
+        let backends: Vec<Arc<Backend>> = backends
             .into_iter()
             .map(|(addr, weight)| {
-                let state = previous
-                    .and_then(|p| p.backends.iter().find(|b| b.addr == addr))
-                    .map(|b| Arc::clone(&b.state))
-                    .unwrap_or_default();
+                let state = surviving.get(&addr).map_or_else(
+                    || Arc::new(BackendState::fresh(ramp_from, initial)),
+                    |state| Arc::clone(state),
+                );
                 Arc::new(Backend {
                     addr,
                     weight,
                     state,
+                    load: Arc::clone(&load),
                 })
             })
             .collect();
+        let retry_budget = previous
+            .filter(|p| *p.retry_budget.config() == options.retry_budget)
+            .map_or_else(
+                || Arc::new(RetryBudget::new(options.retry_budget)),
+                |p| Arc::clone(&p.retry_budget),
+            );
         BackendPool {
             name: name.to_string(),
+            picker: Picker::build(&options.algorithm, &backends, &options.ewma),
+            ramp: options.slow_start.map(|s| s.ramp()),
+            rng: options
+                .seed
+                .map_or_else(SharedRng::from_entropy, SharedRng::new),
             backends,
-            next: AtomicUsize::new(0),
+            options,
+            cursor: AtomicUsize::new(0),
+            load,
+            summary: SummaryCell::default(),
+            ejection: Mutex::new(()),
+            retry_budget,
         }
     }
 
@@ -104,46 +241,130 @@ impl BackendPool {
         &self.backends
     }
 
-    /// Picks a backend round robin, with its index in [`BackendPool::backends`]; `None` when
-    /// the pool is empty.
+    /// The options the pool was built with.
+    pub fn options(&self) -> &PoolOptions {
+        &self.options
+    }
+
+    /// Requests in flight to the pool's backends (including backends that left it and are
+    /// draining).
+    pub fn in_flight(&self) -> u64 {
+        self.load.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The pool's retry budget: [`deposit`](RetryBudget::deposit) once per request,
+    /// [`try_withdraw`](RetryBudget::try_withdraw) before each retry.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.retry_budget
+    }
+
+    /// The circuit breaker: whether the pool may take one more request.
+    pub fn admit(&self) -> Admission {
+        self.options.limits.admit_pool(self.in_flight())
+    }
+
+    /// Picks a backend now, without a hash key; see [`pick_with`](Self::pick_with).
     pub fn pick(&self) -> Option<(usize, &Arc<Backend>)> {
-        if self.backends.is_empty() {
+        self.pick_with(&PickContext::at(Instant::now()))
+    }
+
+    /// Picks a backend with the pool's algorithm, with its index in
+    /// [`backends`](Self::backends). Skips draining backends, those of weight zero, those at
+    /// their in-flight cap and, unless the pool fails open, unhealthy and ejected ones.
+    /// `None` when no backend may take the request.
+    pub fn pick_with(&self, context: &PickContext<'_>) -> Option<(usize, &Arc<Backend>)> {
+        let now = stamp(context.now);
+        let summary = self
+            .summary
+            .get(&self.backends, now, self.options.max_ejected_share);
+        if summary.mode == PoolMode::Empty {
             return None;
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.backends.len();
-        self.backends.get(n).map(|b| (n, b))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
-
-    #[test]
-    fn round_robin_visits_every_backend_in_turn() {
-        let pool = BackendPool::new("p", [(addr(1), 1), (addr(2), 1), (addr(3), 1)], None);
-        let picks: Vec<u16> = (0..6).map(|_| pool.pick().unwrap().1.addr.port()).collect();
-        assert_eq!(picks, vec![1, 2, 3, 1, 2, 3]);
+        let view = View {
+            backends: &self.backends,
+            summary,
+            now,
+            ramp: self.ramp,
+            cap: self.options.limits.backend_cap(),
+            rng: &self.rng,
+            cursor: &self.cursor,
+            pool_in_flight: self.in_flight(),
+        };
+        let index = self.picker.pick(&view, context.key)?;
+        self.backends.get(index).map(|backend| (index, backend))
     }
 
-    #[test]
-    fn an_empty_pool_picks_nothing() {
-        let pool = BackendPool::new("p", [], None);
-        assert!(pool.pick().is_none());
+    /// Ends a request: feeds its latency to the backend's peak EWMA (a failure counts as at
+    /// least the failure penalty) and its outcome to passive outlier detection, and publishes
+    /// any transition, which it returns for logs and metrics.
+    pub fn finish(
+        &self,
+        flight: InFlight,
+        outcome: Outcome,
+        latency: Duration,
+        now: Instant,
+    ) -> Option<HealthTransition> {
+        let state = Arc::clone(flight.state());
+        drop(flight);
+        let at = stamp(now);
+        if outcome != Outcome::Cancelled {
+            let ewma = &self.options.ewma;
+            let sample = if outcome.is_failure() {
+                state.count_failure();
+                latency.max(ewma.failure_penalty)
+            } else {
+                latency
+            };
+            state
+                .ewma()
+                .observe(nanos(sample) as f64, at, nanos(ewma.decay) as f64);
+        }
+        let config = self.options.outlier.as_ref()?;
+        if !outcome.is_failure() && !state.is_counting() {
+            return None;
+        }
+        let share = self.options.max_ejected_share;
+        let mut detector = state.outlier();
+        let mut decision = None;
+        let transition = detector.observe(outcome, now, config, || {
+            let guard = self.ejection.lock().unwrap_or_else(PoisonError::into_inner);
+            let summary = summarize(&self.backends, at, share);
+            decision = Some(guard);
+            health::ejection_permission(
+                usize::try_from(summary.excluded).unwrap_or(usize::MAX),
+                usize::try_from(summary.serving).unwrap_or(usize::MAX),
+                share,
+            )
+        });
+        state.set_counting(detector.is_counting());
+        if let Some(transition) = &transition {
+            state.publish(transition, now);
+        }
+        drop(decision);
+        transition
     }
 
-    #[test]
-    fn state_of_a_surviving_backend_carries_over() {
-        let old = BackendPool::new("p", [(addr(1), 1), (addr(2), 1)], None);
-        let guard = old.backends()[1].start();
-        let new = BackendPool::new("p", [(addr(2), 5), (addr(3), 1)], Some(&old));
-        assert_eq!(new.backends()[0].state.in_flight(), 1);
-        assert_eq!(new.backends()[1].state.in_flight(), 0);
-        drop(guard);
-        assert_eq!(new.backends()[0].state.in_flight(), 0);
+    /// Counts the pool's eligible and excluded backends at `now`.
+    pub fn health(&self, now: Instant) -> PoolHealth {
+        let summary = self
+            .summary
+            .get(&self.backends, stamp(now), self.options.max_ejected_share);
+        PoolHealth {
+            serving: summary.serving,
+            excluded: summary.excluded,
+            mode: summary.mode,
+        }
+    }
+
+    /// The backends of `previous` that this pool no longer has: drain them (they get no new
+    /// picks from this pool) and close each once its in-flight count is zero.
+    pub fn departed<'a>(&self, previous: &'a BackendPool) -> Vec<&'a Arc<Backend>> {
+        let kept: std::collections::HashSet<SocketAddr> =
+            self.backends.iter().map(|b| b.addr).collect();
+        previous
+            .backends
+            .iter()
+            .filter(|b| !kept.contains(&b.addr))
+            .collect()
     }
 }

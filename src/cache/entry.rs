@@ -1,0 +1,267 @@
+//! A stored response: head, body, times, freshness, Vary key and tags.
+//!
+//! An [`Entry`] is immutable once stored except for its purge state, which a soft purge flips
+//! in place. A 304 refresh builds a new entry that shares the old body (`Bytes` is reference
+//! counted) and replaces the old one in the store. Hits hand out `Arc<Entry>`; the body is
+//! never copied per hit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, ETAG, HeaderName, HeaderValue, LAST_MODIFIED};
+use http::{HeaderMap, StatusCode};
+
+use super::freshness::Freshness;
+use super::key::CacheKey;
+use super::policy::StorePlan;
+use super::vary::VaryKey;
+
+/// Fixed bytes charged per entry for what the budget cannot see directly: the entry struct,
+/// its slots in the shard's maps, eviction queue, expiry heap and ghost list.
+pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 192;
+/// Bytes charged per header field beyond its name and value (`HeaderMap` bookkeeping).
+const FIELD_OVERHEAD: usize = 48;
+/// Bytes charged per tag beyond its text (its slot in the tag index).
+const TAG_OVERHEAD: usize = 64;
+
+/// Hop-by-hop fields (RFC 9110 7.6.1) are never stored (RFC 9111 3.1).
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether an entry has been soft-purged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PurgeState {
+    Valid,
+    /// Marked stale by a soft purge: revalidated before the next use, still servable under
+    /// stale-if-error.
+    SoftPurged,
+}
+
+/// One stored response.
+#[derive(Debug)]
+pub struct Entry {
+    primary: Arc<str>,
+    extra: Box<str>,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    request_time: SystemTime,
+    freshness: Freshness,
+    vary: VaryKey,
+    tags: Box<[Box<str>]>,
+    keep_until: SystemTime,
+    state: AtomicU8,
+    charge: usize,
+}
+
+impl Entry {
+    /// A new entry for `key` from a response the policy said to store, with its complete
+    /// body. Fields the plan strips (hop-by-hop, `private="..."`, `no-cache="..."`) are
+    /// removed and Content-Length is set to the body's length.
+    pub fn new(
+        key: &CacheKey,
+        plan: StorePlan,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Self {
+        strip_hop_by_hop(&mut headers);
+        for name in &plan.strip {
+            headers.remove(name);
+        }
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        Self::build(
+            Arc::from(key.primary()),
+            key.extra().into(),
+            status,
+            headers,
+            body,
+            plan,
+        )
+    }
+
+    fn build(
+        primary: Arc<str>,
+        extra: Box<str>,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        plan: StorePlan,
+    ) -> Self {
+        let mut entry = Self {
+            primary,
+            extra,
+            status,
+            headers,
+            body,
+            request_time: plan.request_time,
+            freshness: plan.freshness,
+            vary: plan.vary,
+            tags: plan.tags.into_boxed_slice(),
+            keep_until: plan.keep_until,
+            state: AtomicU8::new(0),
+            charge: 0,
+        };
+        entry.charge = entry.weigh();
+        entry
+    }
+
+    /// A copy with the headers and freshness of a 304 refresh, sharing this body.
+    pub(crate) fn refreshed(&self, headers: HeaderMap, plan: StorePlan) -> Self {
+        let plan = StorePlan {
+            vary: self.vary.clone(),
+            ..plan
+        };
+        Self::build(
+            Arc::clone(&self.primary),
+            self.extra.clone(),
+            self.status,
+            headers,
+            self.body.clone(),
+            plan,
+        )
+    }
+
+    fn weigh(&self) -> usize {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                name.as_str()
+                    .len()
+                    .saturating_add(value.len())
+                    .saturating_add(FIELD_OVERHEAD)
+            })
+            .fold(0usize, usize::saturating_add);
+        let tags = self
+            .tags
+            .iter()
+            .map(|tag| tag.len().saturating_add(TAG_OVERHEAD))
+            .fold(0usize, usize::saturating_add);
+        [
+            ENTRY_OVERHEAD,
+            self.body.len(),
+            headers,
+            tags,
+            self.primary.len(),
+            self.extra.len(),
+            self.vary.weight(),
+        ]
+        .into_iter()
+        .fold(0usize, usize::saturating_add)
+    }
+
+    /// The URL part of the key.
+    pub fn primary(&self) -> &str {
+        &self.primary
+    }
+
+    /// The header/cookie part of the key.
+    pub fn extra(&self) -> &str {
+        &self.extra
+    }
+
+    /// The stored status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stored header fields (the origin's, less hop-by-hop fields, with Content-Length).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The complete body; cloning it is a reference count, not a copy.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// When the request that fetched the response was sent (RFC 9111 4.2.3 `request_time`).
+    pub fn request_time(&self) -> SystemTime {
+        self.request_time
+    }
+
+    /// When the response was received (RFC 9111 4.2.3 `response_time`).
+    pub fn response_time(&self) -> SystemTime {
+        self.freshness.response_time
+    }
+
+    /// The freshness computed when the response was stored or last refreshed.
+    pub fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
+    /// The secondary key: the request values of the response's Vary fields.
+    pub fn vary(&self) -> &VaryKey {
+        &self.vary
+    }
+
+    /// The purge tags (Surrogate-Key, Cache-Tag, xkey).
+    pub fn tags(&self) -> &[Box<str>] {
+        &self.tags
+    }
+
+    /// When the store may drop the entry: past its freshness, its stale windows and its
+    /// revalidation window.
+    pub fn keep_until(&self) -> SystemTime {
+        self.keep_until
+    }
+
+    /// Bytes charged against the store's budget.
+    pub fn charge(&self) -> usize {
+        self.charge
+    }
+
+    /// Whether a soft purge has marked the entry stale.
+    pub fn purge_state(&self) -> PurgeState {
+        match self.state.load(Ordering::Acquire) {
+            0 => PurgeState::Valid,
+            _ => PurgeState::SoftPurged,
+        }
+    }
+
+    pub(crate) fn soft_purge(&self) {
+        self.state.store(1, Ordering::Release);
+    }
+
+    /// The stored ETag, if any.
+    pub fn etag(&self) -> Option<&HeaderValue> {
+        self.headers.get(ETAG)
+    }
+
+    /// The stored Last-Modified, if any.
+    pub fn last_modified(&self) -> Option<&HeaderValue> {
+        self.headers.get(LAST_MODIFIED)
+    }
+
+    /// Whether the entry can be revalidated with a conditional request.
+    pub fn has_validator(&self) -> bool {
+        self.etag().is_some() || self.last_modified().is_some()
+    }
+}
+
+/// Removes hop-by-hop fields and those named in Connection (RFC 9110 7.6.1).
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}

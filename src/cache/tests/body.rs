@@ -1,0 +1,65 @@
+use bytes::Bytes;
+
+use crate::cache::{BodyCollector, Collected, Collecting, NoCacheReason};
+
+#[test]
+fn frames_are_collected_into_one_body() {
+    let mut collector = BodyCollector::new(100);
+    assert_eq!(
+        collector.push(&Bytes::from_static(b"hello ")),
+        Collecting::Accumulating
+    );
+    assert_eq!(
+        collector.push(&Bytes::from_static(b"world")),
+        Collecting::Accumulating
+    );
+    assert_eq!(collector.len(), 11);
+    assert_eq!(
+        collector.finish(Some(11)),
+        Collected::Complete(Bytes::from_static(b"hello world"))
+    );
+}
+
+#[test]
+fn a_single_frame_body_is_not_copied() {
+    let frame = Bytes::from(vec![1u8; 64]);
+    let mut collector = BodyCollector::new(100);
+    collector.push(&frame);
+    let Collected::Complete(body) = collector.finish(None) else {
+        panic!("expected a body");
+    };
+    assert_eq!(body.as_ptr(), frame.as_ptr());
+}
+
+#[test]
+fn past_the_limit_the_collector_gives_up_and_lets_go() {
+    let mut collector = BodyCollector::new(10);
+    collector.push(&Bytes::from_static(b"12345678"));
+    assert_eq!(
+        collector.push(&Bytes::from_static(b"123")),
+        Collecting::GaveUp
+    );
+    assert_eq!(
+        collector.push(&Bytes::from_static(b"1")),
+        Collecting::GaveUp
+    );
+    assert_eq!(collector.len(), 8);
+    assert_eq!(
+        collector.finish(None),
+        Collected::Skip(NoCacheReason::TooBig)
+    );
+}
+
+#[test]
+fn a_body_shorter_than_its_content_length_is_not_stored() {
+    let mut collector = BodyCollector::new(100);
+    collector.push(&Bytes::from_static(b"abc"));
+    assert_eq!(
+        collector.finish(Some(10)),
+        Collected::Skip(NoCacheReason::Incomplete)
+    );
+    assert_eq!(
+        BodyCollector::new(5).finish(Some(0)),
+        Collected::Complete(Bytes::new())
+    );
+}
