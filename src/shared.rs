@@ -109,7 +109,20 @@ impl Snapshot {
                 let index = p.config.pools.iter().position(|c| c.name == pool.name)?;
                 p.pools.get(index)
             });
-            let backends = BackendPool::new(&pool.name, addrs, old.map(|o| &o.backends));
+            let algorithm = match pool.algorithm {
+                crate::config::Algorithm::RoundRobin => crate::balancer::Algorithm::RoundRobin,
+            };
+            let options = crate::balancer::PoolOptions {
+                algorithm,
+                ..crate::balancer::PoolOptions::default()
+            };
+            let backends = BackendPool::with_options(
+                &pool.name,
+                addrs,
+                old.map(|o| &o.backends),
+                options,
+                tokio::time::Instant::now(),
+            );
             let shape = ClientShape::of(pool, &config.timeouts);
             let client = match old.filter(|o| *o.client.shape() == shape) {
                 Some(old) => old.client.clone(),

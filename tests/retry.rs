@@ -30,8 +30,9 @@ async fn a_get_to_a_refused_backend_is_retried_on_another() {
         .unwrap()
         .parse()
         .unwrap();
-    // Round robin alternates, so between 3 and 6 of the 6 requests first picked the dead one.
-    assert!((3..=6).contains(&retries), "{retries} retries");
+    // How many first picks hit the dead backend depends on the algorithm's order; what must
+    // hold is that some did, were retried, and no client saw the failure.
+    assert!(retries >= 1, "{retries} retries");
     app.shutdown().await;
 }
 
