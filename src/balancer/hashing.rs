@@ -55,6 +55,16 @@ impl Ring {
         self.points.len()
     }
 
+    /// The owner of the first point at or after `hash` by a linear search.
+    pub(crate) fn lookup_slowly(&self, hash: u64) -> Option<usize> {
+        let first = self.points.iter().find(|p| p.hash >= hash);
+        first.or(self.points.first()).map(|p| p.owner as usize)
+    }
+
+    pub(crate) fn is_sorted(&self) -> bool {
+        self.points.is_sorted_by_key(|p| p.hash)
+    }
+
     /// The backend index a hash maps to with no load bound and every backend eligible.
     pub(crate) fn lookup(&self, hash: u64) -> Option<usize> {
         let at = self.position(hash)?;
@@ -98,8 +108,6 @@ impl Ring {
         let bits = (64 - total.leading_zeros()).saturating_sub(1).clamp(1, 24);
         let shift = 64 - bits;
         let buckets = 1usize << bits;
-        let bucket_of = |hash: u64| usize::try_from(hash >> shift).unwrap_or(0);
-        // Each backend's points, hashed on demand (twice is cheaper than storing them).
         let points_of = |index: usize| {
             let base = backends
                 .get(index)
@@ -111,35 +119,45 @@ impl Ring {
                 owner,
             })
         };
+        let mut points: Vec<Point> = (0..backends.len()).flat_map(points_of).collect();
+        // Two counting sorts, so every scatter stays in cache: first into 256 coarse buckets
+        // (256 sequential write streams), then inside each coarse bucket (a few thousand points)
+        // into the fine buckets of the index.
+        let coarse_bits = bits.min(8);
+        let fine_per_coarse = 1usize << (bits - coarse_bits);
+        let mut scratch = vec![Point { hash: 0, owner: 0 }; points.len()];
+        let coarse = scatter(&points, &mut scratch, 1 << coarse_bits, |hash| {
+            usize::try_from(hash >> (64 - coarse_bits)).unwrap_or(0)
+        });
         let mut starts = vec![0u32; buckets + 1];
-        for index in 0..backends.len() {
-            for point in points_of(index) {
-                if let Some(count) = starts.get_mut(bucket_of(point.hash) + 1) {
-                    *count += 1;
+        for (c, pair) in coarse.windows(2).enumerate() {
+            let [from, to] = *pair else { continue };
+            let (from, to) = (from as usize, to as usize);
+            let (Some(input), Some(output)) = (scratch.get(from..to), points.get_mut(from..to))
+            else {
+                continue;
+            };
+            let first_fine = c * fine_per_coarse;
+            let local = scatter(input, output, fine_per_coarse, |hash| {
+                usize::try_from(hash >> shift)
+                    .unwrap_or(0)
+                    .saturating_sub(first_fine)
+            });
+            for (offset, start) in local.iter().take(fine_per_coarse).enumerate() {
+                if let Some(global) = starts.get_mut(first_fine + offset) {
+                    *global = u32::try_from(from)
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(*start);
                 }
             }
         }
-        for b in 1..starts.len() {
-            let previous = starts.get(b - 1).copied().unwrap_or(0);
-            if let Some(start) = starts.get_mut(b) {
-                *start += previous;
-            }
+        if let Some(end) = starts.last_mut() {
+            *end = u32::try_from(points.len()).unwrap_or(u32::MAX);
         }
-        let mut next = starts.clone();
-        let mut sorted = vec![Point { hash: 0, owner: 0 }; usize::try_from(total).unwrap_or(0)];
-        for index in 0..backends.len() {
-            for point in points_of(index) {
-                if let Some(slot) = next.get_mut(bucket_of(point.hash)) {
-                    if let Some(place) = sorted.get_mut(*slot as usize) {
-                        *place = point;
-                    }
-                    *slot += 1;
-                }
-            }
-        }
+        let mut sorted = points;
         for pair in starts.windows(2) {
             if let [from, to] = *pair
-                && to - from > 1
+                && to > from + 1
                 && let Some(bucket) = sorted.get_mut(from as usize..to as usize)
             {
                 insertion_sort(bucket);
@@ -197,6 +215,38 @@ impl Ring {
         // above was unlucky, or settles for the admitted one least loaded for its weight.
         least_loaded(view)
     }
+}
+
+/// A counting sort of `input` into `output` (same length) by `bucket_of`, which must stay
+/// below `buckets`; returns where each bucket starts, plus the end.
+fn scatter(
+    input: &[Point],
+    output: &mut [Point],
+    buckets: usize,
+    bucket_of: impl Fn(u64) -> usize,
+) -> Vec<u32> {
+    let mut starts = vec![0u32; buckets + 1];
+    for point in input {
+        if let Some(count) = starts.get_mut(bucket_of(point.hash) + 1) {
+            *count += 1;
+        }
+    }
+    for b in 1..starts.len() {
+        let previous = starts.get(b - 1).copied().unwrap_or(0);
+        if let Some(start) = starts.get_mut(b) {
+            *start += previous;
+        }
+    }
+    let mut next = starts.clone();
+    for point in input {
+        if let Some(slot) = next.get_mut(bucket_of(point.hash)) {
+            if let Some(place) = output.get_mut(*slot as usize) {
+                *place = *point;
+            }
+            *slot += 1;
+        }
+    }
+    starts
 }
 
 /// Sorts a bucket by hash; buckets hold one or two points on average.

@@ -142,6 +142,15 @@ pub struct PoolHealth {
     pub mode: PoolMode,
 }
 
+/// The atomics every pick writes, on their own cache lines so that picks on other cores do not
+/// keep evicting the pool's read-only fields.
+#[derive(Debug)]
+#[repr(align(128))]
+struct PickCounters {
+    rng: SharedRng,
+    cursor: AtomicUsize,
+}
+
 /// The backends of one pool, in a fixed order, and how to pick among them.
 #[derive(Debug)]
 pub struct BackendPool {
@@ -150,8 +159,7 @@ pub struct BackendPool {
     options: PoolOptions,
     picker: Picker,
     ramp: Option<Ramp>,
-    rng: SharedRng,
-    cursor: AtomicUsize,
+    picks: PickCounters,
     load: Arc<PoolLoad>,
     summary: SummaryCell,
     /// Serialises ejection decisions, so two backends failing together cannot both take the
@@ -218,12 +226,14 @@ impl BackendPool {
             name: name.to_string(),
             picker: Picker::build(&options.algorithm, &backends, &options.ewma),
             ramp: options.slow_start.map(|s| s.ramp()),
-            rng: options
-                .seed
-                .map_or_else(SharedRng::from_entropy, SharedRng::new),
+            picks: PickCounters {
+                rng: options
+                    .seed
+                    .map_or_else(SharedRng::from_entropy, SharedRng::new),
+                cursor: AtomicUsize::new(0),
+            },
             backends,
             options,
-            cursor: AtomicUsize::new(0),
             load,
             summary: SummaryCell::default(),
             ejection: Mutex::new(()),
@@ -286,8 +296,8 @@ impl BackendPool {
             now,
             ramp: self.ramp,
             cap: self.options.limits.backend_cap(),
-            rng: &self.rng,
-            cursor: &self.cursor,
+            rng: &self.picks.rng,
+            cursor: &self.picks.cursor,
             pool_in_flight: self.in_flight(),
         };
         let index = self.picker.pick(&view, context.key)?;

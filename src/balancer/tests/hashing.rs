@@ -80,6 +80,21 @@ fn every_backend_holds_its_share_of_the_ring() {
 }
 
 #[test]
+fn the_ring_is_sorted_and_its_index_finds_the_next_point() {
+    for n in [1, 3, 100, 3000] {
+        let pool = pool(Algorithm::RoundRobin, &vec![1; n]);
+        let ring = Ring::build(pool.backends());
+        assert!(ring.is_sorted(), "{n}");
+        for i in 0..2000u64 {
+            let hash = hash_key(&i.to_be_bytes());
+            assert_eq!(ring.lookup(hash), ring.lookup_slowly(hash), "{n}: {hash}");
+        }
+        assert_eq!(ring.lookup(u64::MAX), ring.lookup_slowly(u64::MAX));
+        assert_eq!(ring.lookup(0), ring.lookup_slowly(0));
+    }
+}
+
+#[test]
 fn a_key_always_goes_to_the_same_backend_in_every_rebuild() {
     let first = hash_pool(weighted(&[1; 10]), None);
     let second = hash_pool(weighted(&[1; 10]), None);

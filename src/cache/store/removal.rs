@@ -130,6 +130,12 @@ impl Store {
             }
             let mut freed = 0usize;
             let mut gone = 0usize;
+            if (run, mode) == (PurgeRun::Apply, PurgeMode::Hard) {
+                // One allocation up front: growing the list by doubling under the lock costs
+                // large reallocations, which glibc pays for by consolidating every small chunk
+                // the removals just freed.
+                garbage.removed.reserve(selected.len());
+            }
             for id in selected {
                 let Some(slot) = shard.slots.0.get(&id) else {
                     continue;
