@@ -133,11 +133,7 @@ async fn a_request_id_is_generated_when_the_client_sends_none() {
 #[tokio::test]
 async fn a_refused_backend_gives_502() {
     // Bind and drop to find a port nobody listens on.
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = closed_port().await;
     let app = proxy_to(&[closed]).await;
     let (response, body) = get(app.addr().unwrap(), "/").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);

@@ -6,16 +6,11 @@ mod common;
 
 use common::*;
 use http::{Request, StatusCode};
-use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn a_get_to_a_refused_backend_is_retried_on_another() {
     let origin = Origin::fixed("alive").await;
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = closed_port().await;
     let app = proxy_to(&[dead, origin.addr]).await;
     for _ in 0..6 {
         let (response, body) = get(app.addr().unwrap(), "/").await;
@@ -39,11 +34,7 @@ async fn a_get_to_a_refused_backend_is_retried_on_another() {
 #[tokio::test]
 async fn a_post_with_a_body_is_not_retried() {
     let origin = Origin::fixed("alive").await;
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = closed_port().await;
     let app = proxy_to(&[dead, origin.addr]).await;
     let mut statuses = Vec::new();
     for _ in 0..2 {

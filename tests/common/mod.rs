@@ -136,6 +136,17 @@ impl Drop for Origin {
     }
 }
 
+/// An address nothing listens on: bound to learn a free port, then closed. Connecting to it
+/// is refused (another test could bind the same port in between; the kernel hands ports out
+/// in sequence, so that needs thousands of binds in the meantime).
+pub async fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 /// A config with one listener on 127.0.0.1:0, an admin API, access log off, and one pool
 /// with `backends`; `extra` is appended (more pools, limits, timeouts).
 pub fn config_text(backends: &[SocketAddr], extra: &str) -> String {
