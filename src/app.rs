@@ -117,6 +117,9 @@ impl Reloader {
                 tracing::warn!(listener = %listener.name, "listener changes need a restart; the running listener is unchanged");
             }
         }
+        if snapshot.config.cache != old.config.cache {
+            tracing::warn!("[cache] changes need a restart; the running cache is unchanged");
+        }
         self.reload_certificates(&snapshot.config);
         let generation = snapshot.generation;
         self.shared.snapshot.store(Arc::new(snapshot));
@@ -235,6 +238,11 @@ impl App {
         });
 
         let observability = start_monitoring(&config, &metrics, &shutdown_rx, &mut tasks);
+        tasks.push(tokio::spawn(sweep_cache(
+            Arc::clone(&shared.cache),
+            config.cache.sweep_interval,
+            shutdown_rx.clone(),
+        )));
 
         let mut admin_handle = None;
         let mut admin_addr = None;
@@ -338,6 +346,31 @@ impl App {
 
 /// Starts the resource sampler and the alert evaluator when monitoring is on; what they
 /// publish is read by the admin API.
+/// The most expired entries one sweep removes, so a sweep never holds a runtime thread long.
+const SWEEP_STEPS: usize = 10_000;
+
+/// Removes expired entries every `interval` until shutdown: a bounded amount per tick, never a
+/// scan of the whole store.
+async fn sweep_cache(
+    cache: Arc<crate::cache::Cache>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let removed = cache.sweep(std::time::SystemTime::now(), SWEEP_STEPS);
+                if removed > 0 {
+                    tracing::debug!(removed, "expired cache entries swept");
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
 fn start_monitoring(
     config: &Config,
     metrics: &Metrics,

@@ -60,6 +60,10 @@ enum Command {
         /// Access log: "stdout", "off" or a file path.
         #[arg(long, default_value = "stdout")]
         access_log: String,
+        /// Cache what the backends mark cacheable (RFC 9111), in a store of this size
+        /// ("256MiB", "2GiB").
+        #[arg(long, value_name = "SIZE")]
+        cache: Option<String>,
     },
     /// The proxy in front of the built-in demo app (an SQLite catalogue), with the admin API.
     Demo {
@@ -167,7 +171,8 @@ async fn serve(command: Command) -> ExitCode {
             to,
             admin,
             access_log,
-        } => match config::one_line(listen, &to, admin, &access_log) {
+            cache,
+        } => match config::one_line(listen, &to, admin, &access_log, cache.as_deref()) {
             Ok(parsed) => start(parsed, None).await,
             Err(error) => Err(config_failure(&error)),
         },

@@ -1,5 +1,5 @@
 //! The state every request and every admin call shares: the live [`Snapshot`] behind one
-//! `ArcSwap`, the metrics and the access log.
+//! `ArcSwap`, the cache, the metrics and the access log.
 //!
 //! A snapshot is the whole configuration at one generation, with its routes, pools and upstream
 //! clients built. It is immutable: a reload builds a new one, reusing the live state of every
@@ -13,8 +13,10 @@ use arc_swap::ArcSwap;
 use http::uri::Authority;
 
 use crate::balancer::BackendPool;
+use crate::cache::{Cache, StoreConfig};
 use crate::config::{Config, Problem, RouteConfig};
 use crate::metrics::access_log::AccessLog;
+use crate::metrics::cache_metrics::RouteCacheMetrics;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::headers::Rewrite;
 use crate::proxy::upstream::{ClientShape, UpstreamClient};
@@ -25,6 +27,8 @@ pub struct RouteRuntime {
     pub name: Arc<str>,
     pub pool: usize,
     pub metrics: RouteMetrics,
+    /// Cache outcome counters, for a caching route.
+    pub cache_metrics: Option<RouteCacheMetrics>,
 }
 
 /// A pool: its backends, their precomputed authorities, and its client.
@@ -156,6 +160,10 @@ impl Snapshot {
                     name: Arc::from(route.name.as_str()),
                     pool,
                     metrics: metrics.route(&route.name),
+                    cache_metrics: route
+                        .cache
+                        .as_ref()
+                        .map(|_| metrics.route_cache(&route.name)),
                 });
             }
         }
@@ -175,6 +183,8 @@ impl Snapshot {
 /// The state shared by every listener, request and admin call.
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
+    /// The HTTP cache: one store for every caching route, sized at start.
+    pub cache: Arc<Cache>,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
 }
@@ -183,7 +193,15 @@ impl Shared {
     /// Shared state serving `snapshot`.
     pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>, access_log: AccessLog) -> Shared {
         metrics.reloaded(crate::metrics::ReloadOutcome::Success, snapshot.generation);
+        let store = &snapshot.config.cache;
+        let mut shape = StoreConfig::with_budget(store.size);
+        if let Some(shards) = store.shards.and_then(std::num::NonZeroUsize::new) {
+            shape.shards = shards;
+        }
+        let cache = Arc::new(Cache::new(shape));
+        crate::metrics::cache_metrics::register_store(metrics.registry(), Arc::clone(&cache));
         Shared {
+            cache,
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics,
             access_log,

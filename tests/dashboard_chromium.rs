@@ -20,10 +20,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{IntGaugeVec, Opts};
 use sluice::admin::dashboard::{DASHBOARD_HTML, stats_json};
 use sluice::metrics::Metrics;
 use sluice::metrics::alerts::{AlertBoard, AlertEngine, AlertThresholds};
+use sluice::metrics::cache_metrics::CacheOutcome;
 use sluice::metrics::resources::{ResourceHandle, ResourceSampler};
 use sluice::metrics::totals::RegistryTotals;
 use tokio::net::TcpListener;
@@ -73,21 +74,16 @@ impl Stats {
     }
 }
 
-/// Synthetic traffic on two routes, cache and pool metrics under the names the cache and
-/// pool code will export, the sampler and the alert engine, all running in the background.
+/// Synthetic traffic on two routes, cache outcomes, pool metrics under the names the pool
+/// code will export, the sampler and the alert engine, all running in the background.
 fn start_feeding(metrics: &Arc<Metrics>) -> (ResourceHandle, AlertBoard) {
     let registry = metrics.registry();
-    let cache = IntCounterVec::new(
-        Opts::new("sluice_cache_requests_total", "Cache lookups by status."),
-        &["route", "cache_status"],
-    )
-    .unwrap();
+    let cache = metrics.route_cache("static");
     let healthy = IntGaugeVec::new(
         Opts::new("sluice_backend_healthy", "Backend health."),
         &["pool", "backend"],
     )
     .unwrap();
-    registry.register(Box::new(cache.clone())).unwrap();
     registry.register(Box::new(healthy.clone())).unwrap();
     for (backend, up) in [
         ("10.0.0.1:8080", 1),
@@ -131,12 +127,11 @@ fn start_feeding(metrics: &Arc<Metrics>) -> (ResourceHandle, AlertBoard) {
                 seconds / 4.0,
                 16384,
             );
-            let status = if tick.is_multiple_of(5) {
-                "miss"
+            cache.observe(if tick.is_multiple_of(5) {
+                CacheOutcome::Miss
             } else {
-                "hit"
-            };
-            cache.with_label_values(&["static", status]).inc();
+                CacheOutcome::Hit
+            });
             if tick.is_multiple_of(25) {
                 let totals = RegistryTotals::gather(feeder.registry());
                 let snapshot = sampler.sample().ok();

@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod alerts;
+pub mod cache_metrics;
 pub mod procfs;
 mod resource_metrics;
 pub mod resources;
@@ -82,6 +83,7 @@ pub struct Metrics {
     config_generation: IntGauge,
     config_reloads: IntCounterVec,
     access_log_dropped: IntCounter,
+    cache_requests: IntCounterVec,
 }
 
 /// Handles for one route, resolved once per snapshot.
@@ -285,6 +287,7 @@ impl Metrics {
                 "Access log lines dropped because the writer fell behind.",
             )?,
         );
+        let cache_requests = register(&registry, cache_metrics::requests_counter()?);
         // Both outcomes exist from the start, so increase() sees the first failure.
         for outcome in [ReloadOutcome::Success, ReloadOutcome::Failure] {
             config_reloads.with_label_values(&[outcome.as_str()]);
@@ -303,7 +306,13 @@ impl Metrics {
             config_generation,
             config_reloads,
             access_log_dropped,
+            cache_requests,
         })
+    }
+
+    /// Cache outcome counters for the caching route called `route`.
+    pub fn route_cache(&self, route: &str) -> cache_metrics::RouteCacheMetrics {
+        cache_metrics::route_handles(&self.cache_requests, route)
     }
 
     /// Handles for the route called `route`.

@@ -50,6 +50,12 @@ pub enum ProxyError {
     MethodNotAllowed,
     #[error("the client closed the request body early: {0}")]
     DownstreamBody(String),
+    #[error("only-if-cached and nothing usable is stored")]
+    OnlyIfCached,
+    #[error("purge without a valid token")]
+    PurgeUnauthorised,
+    #[error("purge from a client that is not allowed")]
+    PurgeForbidden,
 }
 
 impl ProxyError {
@@ -64,6 +70,9 @@ impl ProxyError {
             ProxyError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::BadRequest(_) | ProxyError::DownstreamBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::OnlyIfCached => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::PurgeUnauthorised => StatusCode::UNAUTHORIZED,
+            ProxyError::PurgeForbidden => StatusCode::FORBIDDEN,
         }
     }
 
@@ -75,7 +84,10 @@ impl ProxyError {
             | ProxyError::HeadTooLarge
             | ProxyError::BadRequest(_)
             | ProxyError::MethodNotAllowed
-            | ProxyError::DownstreamBody(_) => Side::Downstream,
+            | ProxyError::DownstreamBody(_)
+            | ProxyError::OnlyIfCached
+            | ProxyError::PurgeUnauthorised
+            | ProxyError::PurgeForbidden => Side::Downstream,
             ProxyError::NoBackend
             | ProxyError::Connect(_)
             | ProxyError::UpstreamTimeout
@@ -96,6 +108,9 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::DownstreamBody(_) => "downstream_body",
             ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::OnlyIfCached => "only_if_cached",
+            ProxyError::PurgeUnauthorised => "purge_unauthorised",
+            ProxyError::PurgeForbidden => "purge_forbidden",
         }
     }
 
@@ -136,6 +151,9 @@ impl ProxyError {
             ProxyError::HeadTooLarge => "431 Request Header Fields Too Large\n",
             ProxyError::BadRequest(_) | ProxyError::DownstreamBody(_) => "400 Bad Request\n",
             ProxyError::MethodNotAllowed => "405 Method Not Allowed\n",
+            ProxyError::OnlyIfCached => "504 Gateway Timeout: not in cache (only-if-cached)\n",
+            ProxyError::PurgeUnauthorised => "401 Unauthorized: purge needs a bearer token\n",
+            ProxyError::PurgeForbidden => "403 Forbidden: purge not allowed\n",
         }
     }
 }
