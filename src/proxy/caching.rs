@@ -57,7 +57,7 @@ pub(super) async fn serve(
     let facing = upstream.conn.facing;
     match lookup {
         Lookup::Hit(hit) => {
-            observe(upstream, CacheOutcome::Hit);
+            observe(upstream, record, CacheOutcome::Hit);
             Ok(stored_response(
                 &parts,
                 &hit.entry,
@@ -79,7 +79,7 @@ pub(super) async fn serve(
                 );
             }
             shared.cache.record(CacheEvent::StaleServed);
-            observe(upstream, CacheOutcome::Stale);
+            observe(upstream, record, CacheOutcome::Stale);
             let status = CacheStatus::hit(stale.ttl).detail("stale-while-revalidate");
             Ok(stored_response(
                 &parts,
@@ -103,7 +103,8 @@ pub(super) async fn serve(
     }
 }
 
-fn observe(upstream: &Upstream<'_>, outcome: CacheOutcome) {
+fn observe(upstream: &Upstream<'_>, record: &mut RequestRecord, outcome: CacheOutcome) {
+    record.cache = Some(outcome.as_str());
     if let Some(metrics) = &upstream.route.cache_metrics {
         metrics.observe(outcome);
     }
@@ -148,7 +149,7 @@ async fn miss(
                     .await
                 {
                     Coalesced::Hit(entry) => {
-                        observe(upstream, CacheOutcome::Collapsed);
+                        observe(upstream, record, CacheOutcome::Collapsed);
                         let now = SystemTime::now();
                         let freshness = entry.freshness();
                         let status = CacheStatus::hit(freshness.ttl_seconds(now)).collapsed();
@@ -167,7 +168,7 @@ async fn miss(
     } else {
         None
     };
-    observe(upstream, CacheOutcome::Miss);
+    observe(upstream, record, CacheOutcome::Miss);
     let sent = SystemTime::now();
     let response = upstream
         .fetch(
@@ -309,7 +310,7 @@ async fn revalidate(
                     shared
                         .cache
                         .record(CacheEvent::Revalidated(Revalidation::NotModified));
-                    observe(upstream, CacheOutcome::Revalidated);
+                    observe(upstream, record, CacheOutcome::Revalidated);
                     let served = shared.cache.store_entry(*updated).unwrap_or(entry);
                     let freshness = served.freshness();
                     let status = CacheStatus::forward(fwd)
@@ -348,7 +349,9 @@ async fn revalidate(
                 .fwd_status(response.status())
                 .ttl(entry.freshness().ttl_seconds(received))
                 .detail("stale-if-error");
-            Ok(serve_stale(shared, upstream, &parts, &entry, &status))
+            Ok(serve_stale(
+                shared, upstream, record, &parts, &entry, &status,
+            ))
         }
         Ok(response) => {
             if conditional {
@@ -356,7 +359,7 @@ async fn revalidate(
                     .cache
                     .record(CacheEvent::Revalidated(Revalidation::Modified));
             }
-            observe(upstream, CacheOutcome::Miss);
+            observe(upstream, record, CacheOutcome::Miss);
             Ok(store_or_skip(
                 shared, upstream, settings, &parts, key, None, fwd, response, sent, received,
             ))
@@ -375,7 +378,9 @@ async fn revalidate(
             let status = CacheStatus::forward(Fwd::Stale)
                 .ttl(entry.freshness().ttl_seconds(received))
                 .detail("stale-if-error");
-            Ok(serve_stale(shared, upstream, &parts, &entry, &status))
+            Ok(serve_stale(
+                shared, upstream, record, &parts, &entry, &status,
+            ))
         }
         Err(error) => Err(error),
     }
@@ -384,12 +389,13 @@ async fn revalidate(
 fn serve_stale(
     shared: &Shared,
     upstream: &Upstream<'_>,
+    record: &mut RequestRecord,
     parts: &request::Parts,
     entry: &Entry,
     status: &CacheStatus,
 ) -> Response<ResponseBody> {
     shared.cache.record(CacheEvent::StaleServed);
-    observe(upstream, CacheOutcome::Stale);
+    observe(upstream, record, CacheOutcome::Stale);
     let age = entry.freshness().current_age(SystemTime::now());
     stored_response(parts, entry, age, status, upstream.conn.facing)
 }
@@ -429,7 +435,7 @@ async fn pass(
         let removed = shared.cache.invalidate(&settings.rules.key, &targets);
         tracing::debug!(request_id = %record.request_id, removed, "invalidated after unsafe method");
     }
-    observe(upstream, CacheOutcome::Bypass);
+    observe(upstream, record, CacheOutcome::Bypass);
     let (mut head, incoming) = upstream_head(upstream, &parts, response);
     client_head(
         &mut head.headers,

@@ -64,6 +64,7 @@ pub(crate) struct RequestRecord {
     route: Option<Arc<str>>,
     upstream: Option<SocketAddr>,
     upstream_elapsed: Option<std::time::Duration>,
+    cache: Option<&'static str>,
     error: Option<&'static str>,
     _backend: Option<InFlight>,
     _active: ActiveRequest,
@@ -88,6 +89,7 @@ impl RequestRecord {
             route: None,
             upstream: None,
             upstream_elapsed: None,
+            cache: None,
             error: None,
             _backend: None,
             _active: conn.activity.start(),
@@ -126,6 +128,7 @@ impl body::Finish for RequestRecord {
                 route: self.route.as_deref().unwrap_or("-"),
                 upstream: self.upstream.map(|a| a.to_string()),
                 upstream_duration_ms: self.upstream_elapsed.map(millis),
+                cache: self.cache,
                 error: self.error.or(error),
             });
         }
@@ -250,6 +253,7 @@ impl Proxy {
             route: None,
             upstream: None,
             upstream_elapsed: None,
+            cache: None,
             error: None,
             _backend: None,
             _active: conn.activity.start(),
