@@ -109,13 +109,7 @@ impl Snapshot {
                 let index = p.config.pools.iter().position(|c| c.name == pool.name)?;
                 p.pools.get(index)
             });
-            let algorithm = match pool.algorithm {
-                crate::config::Algorithm::RoundRobin => crate::balancer::Algorithm::RoundRobin,
-            };
-            let options = crate::balancer::PoolOptions {
-                algorithm,
-                ..crate::balancer::PoolOptions::default()
-            };
+            let options = pool.balance.options.clone();
             let backends = BackendPool::with_options(
                 &pool.name,
                 addrs,

@@ -6,6 +6,7 @@
 //! listeners and the pipeline take what they need from `Config`.
 
 pub mod locate;
+mod pool;
 pub mod raw;
 mod units;
 mod validate;
@@ -16,6 +17,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use pool::PoolBalance;
 pub use units::{parse_duration, parse_size};
 
 /// A validated configuration. Built only by [`Config::load`], [`Config::parse`] or code that
@@ -181,12 +183,6 @@ pub enum UpstreamProtocol {
     Http2,
 }
 
-/// The balancing algorithm of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    RoundRobin,
-}
-
 /// A named set of backends.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -196,7 +192,8 @@ pub struct PoolConfig {
     pub protocol: UpstreamProtocol,
     pub ca: Option<PathBuf>,
     pub server_name: Option<String>,
-    pub algorithm: Algorithm,
+    /// Algorithm, health checks, outlier detection, slow start, retries and limits.
+    pub balance: PoolBalance,
 }
 
 /// One backend address.
@@ -225,6 +222,9 @@ pub struct RouteConfig {
     pub hosts: Vec<HostPattern>,
     pub path_prefix: String,
     pub pool: String,
+    /// Non-idempotent requests without a body may be retried too. A request whose body has
+    /// been sent is never retried.
+    pub retryable: bool,
 }
 
 /// One problem in a config file.

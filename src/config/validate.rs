@@ -14,7 +14,7 @@ use super::units::{parse_duration, parse_size};
 use super::*;
 
 /// Collects problems, each with the key path it is about; lines are found at the end.
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     file: &'a str,
     source: &'a str,
     document: Option<Document<&'a str>>,
@@ -22,7 +22,7 @@ struct Problems<'a> {
 }
 
 impl<'a> Problems<'a> {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         let key = key.into();
         let line = self
             .document
@@ -425,16 +425,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
                 UpstreamProtocol::Http1
             }
         };
-        let algorithm = match pool.algorithm.as_deref() {
-            None | Some("round_robin") => Algorithm::RoundRobin,
-            Some(other) => {
-                problems.add(
-                    format!("{prefix}.algorithm"),
-                    format!("{other:?} is not a known algorithm (round_robin)"),
-                );
-                Algorithm::RoundRobin
-            }
-        };
+        let balance = super::pool::balance(problems, &prefix, pool);
         let ca = pool.ca.as_ref().map(|c| base.join(c));
         if let Some(ca) = &ca
             && !ca.is_file()
@@ -486,7 +477,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
             protocol,
             ca,
             server_name: pool.server_name.clone(),
-            algorithm,
+            balance,
         });
     }
 
@@ -534,6 +525,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
             hosts,
             path_prefix,
             pool: route.pool.clone(),
+            retryable: route.retryable.unwrap_or(false),
         });
     }
 

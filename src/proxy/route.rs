@@ -75,6 +75,7 @@ mod tests {
             hosts,
             path_prefix: prefix.into(),
             pool: "p".into(),
+            retryable: false,
         }
     }
 
