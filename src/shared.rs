@@ -15,6 +15,7 @@ use http::uri::Authority;
 use crate::balancer::BackendPool;
 use crate::config::{Config, Problem, RouteConfig};
 use crate::metrics::access_log::AccessLog;
+use crate::metrics::backend_metrics::PoolMetrics;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::headers::Rewrite;
 use crate::proxy::upstream::{ClientShape, UpstreamClient};
@@ -27,11 +28,14 @@ pub struct RouteRuntime {
     pub metrics: RouteMetrics,
 }
 
-/// A pool: its backends, their precomputed authorities, and its client.
+/// A pool: its backends, their precomputed authorities, its client and metric handles.
 pub struct PoolRuntime {
     pub backends: BackendPool,
     authorities: Vec<Authority>,
     pub client: UpstreamClient,
+    pub metrics: PoolMetrics,
+    /// Statuses after which a replayable request goes to another backend.
+    pub retry_on: Vec<u16>,
 }
 
 impl PoolRuntime {
@@ -136,10 +140,17 @@ impl Snapshot {
                 .iter()
                 .filter_map(|b| Authority::try_from(b.addr.to_string()).ok())
                 .collect();
+            let labels = backends
+                .backends()
+                .iter()
+                .map(|b| b.addr.to_string())
+                .collect();
             pools.push(PoolRuntime {
+                metrics: metrics.pool(&pool.name, labels),
                 backends,
                 authorities,
                 client,
+                retry_on: pool.balance.retry_on.clone(),
             });
         }
         let mut routes = Vec::with_capacity(config.routes.len());
