@@ -11,6 +11,7 @@ pub mod context;
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod health_checker;
 pub mod route;
 pub mod upstream;
 
