@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::admin::{self, Admin, Reload, ReloadFuture};
 use crate::config::{Config, ConfigError, TlsConfig};
@@ -54,15 +55,15 @@ pub struct Reloader {
     source: Option<PathBuf>,
     shared: Arc<Shared>,
     tls: Vec<(String, Arc<CertResolver>)>,
-    /// One reload at a time, so generations are ordered.
-    lock: Mutex<()>,
 }
 
 impl Reloader {
     /// Load -> validate -> build -> swap. On any error the running config stays and the error
     /// is returned (and logged, and counted).
     pub async fn reload(&self) -> Result<u64, AppError> {
-        let _guard = self.lock.lock().await;
+        // One rebuild at a time (reloads, admin pool changes, discovery), so generations
+        // are ordered.
+        let _guard = self.shared.rebuild.lock().await;
         let result = self.reload_locked().await;
         let generation = self.shared.snapshot.load().generation;
         match &result {
@@ -122,7 +123,7 @@ impl Reloader {
         }
         self.reload_certificates(&snapshot.config);
         let generation = snapshot.generation;
-        self.shared.snapshot.store(Arc::new(snapshot));
+        self.shared.swap(snapshot);
         Ok(generation)
     }
 
@@ -234,8 +235,12 @@ impl App {
             source,
             shared: Arc::clone(&shared),
             tls: resolvers,
-            lock: Mutex::new(()),
         });
+
+        tasks.push(tokio::spawn(
+            crate::proxy::health_checker::run(Arc::clone(&shared), shutdown_rx.clone(), None)
+                .instrument(tracing::info_span!("health_checker")),
+        ));
 
         let observability = start_monitoring(&config, &metrics, &shutdown_rx, &mut tasks);
         tasks.push(tokio::spawn(sweep_cache(

@@ -20,7 +20,6 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use prometheus::{IntGaugeVec, Opts};
 use sluice::admin::dashboard::{DASHBOARD_HTML, stats_json};
 use sluice::metrics::Metrics;
 use sluice::metrics::alerts::{AlertBoard, AlertEngine, AlertThresholds};
@@ -79,22 +78,15 @@ impl Stats {
 fn start_feeding(metrics: &Arc<Metrics>) -> (ResourceHandle, AlertBoard) {
     let registry = metrics.registry();
     let cache = metrics.route_cache("static");
-    let healthy = IntGaugeVec::new(
-        Opts::new("sluice_backend_healthy", "Backend health."),
-        &["pool", "backend"],
-    )
-    .unwrap();
-    registry.register(Box::new(healthy.clone())).unwrap();
+    // The pool code's own gauge, set as a scrape would from live backend state.
     for (backend, up) in [
-        ("10.0.0.1:8080", 1),
-        ("10.0.0.2:8080", 1),
-        ("10.0.0.3:8080", 0),
+        ("10.0.0.1:8080", true),
+        ("10.0.0.2:8080", true),
+        ("10.0.0.3:8080", false),
     ] {
-        healthy.with_label_values(&["api", backend]).set(up);
+        metrics.set_backend_state("api", backend, 0, up);
     }
-    healthy
-        .with_label_values(&["static", "10.0.1.1:8080"])
-        .set(1);
+    metrics.set_backend_state("static", "10.0.1.1:8080", 0, true);
     let mut sampler = ResourceSampler::new(registry)
         .unwrap()
         .with_memory_budget(Some(512 << 20));

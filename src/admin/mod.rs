@@ -131,6 +131,7 @@ impl Admin {
                 }
             }
             (&Method::GET, "/metrics") => {
+                self.shared.refresh_gauges();
                 let mut response =
                     Response::new(Full::new(Bytes::from(self.shared.metrics.render())));
                 response.headers_mut().insert(

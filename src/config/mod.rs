@@ -7,6 +7,7 @@
 
 mod cache;
 pub mod locate;
+mod pool;
 pub mod raw;
 mod units;
 mod validate;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cache::{CacheStoreConfig, Facing, PurgeConfig, RouteCache};
+pub use pool::PoolBalance;
 pub use units::{parse_duration, parse_size};
 
 /// A validated configuration. Built only by [`Config::load`], [`Config::parse`] or code that
@@ -189,12 +191,6 @@ pub enum UpstreamProtocol {
     Http2,
 }
 
-/// The balancing algorithm of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    RoundRobin,
-}
-
 /// A named set of backends.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -204,7 +200,8 @@ pub struct PoolConfig {
     pub protocol: UpstreamProtocol,
     pub ca: Option<PathBuf>,
     pub server_name: Option<String>,
-    pub algorithm: Algorithm,
+    /// Algorithm, health checks, outlier detection, slow start, retries and limits.
+    pub balance: PoolBalance,
 }
 
 /// One backend address.
@@ -235,6 +232,9 @@ pub struct RouteConfig {
     pub pool: String,
     /// Caching on this route; `None` passes everything through.
     pub cache: Option<RouteCache>,
+    /// Non-idempotent requests without a body may be retried too. A request whose body has
+    /// been sent is never retried.
+    pub retryable: bool,
 }
 
 /// One problem in a config file.

@@ -152,8 +152,68 @@ pub struct RawPool {
     pub ca: Option<String>,
     /// The TLS server name to send and verify (default: the backend host).
     pub server_name: Option<String>,
-    /// Load-balancing algorithm (default `"round_robin"` until the pool issue lands).
+    /// Load-balancing algorithm (default `"p2c_ewma"`).
     pub algorithm: Option<String>,
+    /// What consistent hashing hashes: `"path"`, `"header:NAME"`, `"cookie:NAME"` or
+    /// `"client_ip"` (default).
+    pub hash_on: Option<String>,
+    /// Bounded load of consistent hashing: a backend takes at most this many times its share.
+    pub hash_load_factor: Option<f64>,
+    /// Active health checks; none without this table.
+    pub health: Option<RawHealth>,
+    /// Passive outlier detection (on by default).
+    pub outlier: Option<RawOutlier>,
+    /// The ramp-up window of new and recovered backends (default: none).
+    pub slow_start: Option<String>,
+    pub retry_budget: Option<RawRetryBudget>,
+    /// Response statuses retried on another backend (default: none, only connect failures).
+    pub retry_on: Option<Vec<i64>>,
+    /// Requests in flight to one backend at most (default: unlimited).
+    pub max_connections_per_backend: Option<i64>,
+    /// Requests in flight to the whole pool at most: the circuit breaker (default: unlimited).
+    pub max_pending_requests: Option<i64>,
+}
+
+/// `[pools.NAME.health]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub path: Option<String>,
+    pub interval: Option<String>,
+    pub jitter: Option<String>,
+    pub timeout: Option<String>,
+    /// `200`, or a range `"200-399"`.
+    pub expected_status: Option<RawStatus>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+}
+
+/// A status or a range of statuses.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawStatus {
+    Code(i64),
+    Range(String),
+}
+
+/// `[pools.NAME.outlier]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlier {
+    pub enabled: Option<bool>,
+    pub consecutive_5xx: Option<i64>,
+    pub consecutive_connect_failures: Option<i64>,
+    pub base_ejection: Option<String>,
+    pub max_ejection: Option<String>,
+    pub max_ejected_share: Option<f64>,
+}
+
+/// `[pools.NAME.retry_budget]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetryBudget {
+    pub ratio: Option<f64>,
+    pub min_per_second: Option<i64>,
 }
 
 /// `[[pools.NAME.backends]]`
@@ -173,6 +233,8 @@ pub struct RawRoute {
     pub hosts: Vec<String>,
     pub path_prefix: Option<String>,
     pub pool: String,
+    /// Retry non-idempotent requests without a body too (default false).
+    pub retryable: Option<bool>,
     /// `[routes.cache]`: caching on this route (off without the table).
     pub cache: Option<RawRouteCache>,
 }

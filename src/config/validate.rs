@@ -436,16 +436,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
                 UpstreamProtocol::Http1
             }
         };
-        let algorithm = match pool.algorithm.as_deref() {
-            None | Some("round_robin") => Algorithm::RoundRobin,
-            Some(other) => {
-                problems.add(
-                    format!("{prefix}.algorithm"),
-                    format!("{other:?} is not a known algorithm (round_robin)"),
-                );
-                Algorithm::RoundRobin
-            }
-        };
+        let balance = super::pool::balance(problems, &prefix, pool);
         let ca = pool.ca.as_ref().map(|c| base.join(c));
         if let Some(ca) = &ca
             && !ca.is_file()
@@ -497,7 +488,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
             protocol,
             ca,
             server_name: pool.server_name.clone(),
-            algorithm,
+            balance,
         });
     }
 
@@ -550,6 +541,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
             path_prefix,
             pool: route.pool.clone(),
             cache,
+            retryable: route.retryable.unwrap_or(false),
         });
     }
 

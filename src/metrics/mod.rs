@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod alerts;
+pub mod backend_metrics;
 pub mod cache_metrics;
 pub mod procfs;
 mod resource_metrics;
@@ -84,6 +85,7 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     access_log_dropped: IntCounter,
     cache_requests: IntCounterVec,
+    backends: backend_metrics::BackendFamilies,
 }
 
 /// Handles for one route, resolved once per snapshot.
@@ -292,7 +294,9 @@ impl Metrics {
         for outcome in [ReloadOutcome::Success, ReloadOutcome::Failure] {
             config_reloads.with_label_values(&[outcome.as_str()]);
         }
+        let backends = backend_metrics::BackendFamilies::new(&registry)?;
         Ok(Metrics {
+            backends,
             registry,
             requests,
             request_duration,
@@ -328,6 +332,21 @@ impl Metrics {
         }
     }
 
+    /// Handles for pool `pool` and its backends, by address, in pool order.
+    pub fn pool(&self, pool: &str, backends: Vec<String>) -> backend_metrics::PoolMetrics {
+        self.backends.pool(pool, backends)
+    }
+
+    /// Sets a backend's in-flight and healthy gauges (at scrape time, from its live state).
+    pub fn set_backend_state(&self, pool: &str, backend: &str, in_flight: u64, healthy: bool) {
+        self.backends.set_state(pool, backend, in_flight, healthy);
+    }
+
+    /// Forgets the series of a backend that left its pool.
+    pub fn remove_backend(&self, pool: &str, backend: &str) {
+        self.backends.remove(pool, backend);
+    }
+
     /// Handles for the listener called `listener`.
     pub fn listener(&self, listener: &str) -> ListenerMetrics {
         ListenerMetrics {
@@ -353,6 +372,12 @@ impl Metrics {
             self.config_generation
                 .set(i64::try_from(generation).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Records the live generation after a change that is not a file reload (admin, DNS).
+    pub fn set_generation(&self, generation: u64) {
+        self.config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
     }
 
     /// The counter of dropped access log lines.

@@ -34,6 +34,8 @@ pub enum ProxyError {
     NoRoute,
     #[error("the pool has no backend to pick")]
     NoBackend,
+    #[error("the pool has its maximum of requests in flight")]
+    PoolSaturated,
     #[error("connecting to the backend failed: {0}")]
     Connect(String),
     #[error("the backend did not answer in time")]
@@ -63,7 +65,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoBackend | ProxyError::PoolSaturated => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect(_) | ProxyError::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,6 +91,7 @@ impl ProxyError {
             | ProxyError::PurgeUnauthorised
             | ProxyError::PurgeForbidden => Side::Downstream,
             ProxyError::NoBackend
+            | ProxyError::PoolSaturated
             | ProxyError::Connect(_)
             | ProxyError::UpstreamTimeout
             | ProxyError::UpstreamProtocol(_) => Side::Upstream,
@@ -100,6 +103,7 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => "no_route",
             ProxyError::NoBackend => "no_backend",
+            ProxyError::PoolSaturated => "pool_saturated",
             ProxyError::Connect(_) => "connect",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::UpstreamProtocol(_) => "upstream_protocol",
@@ -145,6 +149,7 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => "404 Not Found: no route for this host and path\n",
             ProxyError::NoBackend => "503 Service Unavailable: no backend available\n",
+            ProxyError::PoolSaturated => "503 Service Unavailable: too many requests pending\n",
             ProxyError::Connect(_) | ProxyError::UpstreamProtocol(_) => "502 Bad Gateway\n",
             ProxyError::UpstreamTimeout => "504 Gateway Timeout\n",
             ProxyError::BodyTooLarge => "413 Content Too Large\n",

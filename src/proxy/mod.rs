@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod health_checker;
 mod purge;
 pub mod route;
 mod tee;

@@ -76,6 +76,7 @@ mod tests {
             path_prefix: prefix.into(),
             pool: "p".into(),
             cache: None,
+            retryable: false,
         }
     }
 
