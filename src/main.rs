@@ -258,9 +258,15 @@ async fn demo(
     println!("  through the proxy:  curl -i http://{proxy}/products/42");
     println!("                      curl -i 'http://{proxy}/products?category=books&page=2'");
     println!("                      curl -i 'http://{proxy}/search?q=lamp'");
+    println!("  (repeat a request: the second is a hit, see the Age and Cache-Status headers)");
     if let Some(admin) = app.admin_addr() {
+        println!("  dashboard:          http://{admin}/");
         println!("  metrics:            curl http://{admin}/metrics");
         println!("  health:             curl http://{admin}/healthz");
+        println!(
+            "  purge a tag:        curl -X POST -H 'Authorization: Bearer demo-purge-token-change-me' \\"
+        );
+        println!("                        -d '{{\"tags\":[\"product-42\"]}}' http://{admin}/admin/purge");
     }
     println!();
     Ok((app, backend))
