@@ -266,7 +266,9 @@ async fn demo(
         println!(
             "  purge a tag:        curl -X POST -H 'Authorization: Bearer demo-purge-token-change-me' \\"
         );
-        println!("                        -d '{{\"tags\":[\"product-42\"]}}' http://{admin}/admin/purge");
+        println!(
+            "                        -d '{{\"tags\":[\"product-42\"]}}' http://{admin}/admin/purge"
+        );
     }
     println!();
     Ok((app, backend))

@@ -27,7 +27,7 @@ pub struct RouteRuntime {
     pub config: RouteConfig,
     pub name: Arc<str>,
     pub pool: usize,
-    pub metrics: RouteMetrics,
+    pub metrics: Arc<RouteMetrics>,
     /// Cache outcome counters, for a caching route.
     pub cache_metrics: Option<RouteCacheMetrics>,
 }
@@ -170,7 +170,7 @@ impl Snapshot {
                     config: route.clone(),
                     name: Arc::from(route.name.as_str()),
                     pool,
-                    metrics: metrics.route(&route.name),
+                    metrics: Arc::new(metrics.route(&route.name)),
                     cache_metrics: route
                         .cache
                         .as_ref()

@@ -522,6 +522,7 @@ async fn range_and_head_are_answered_from_a_stored_get() {
     assert_eq!(head.status(), StatusCode::OK);
     assert!(body.is_empty());
     assert_eq!(header(&head, "content-length"), "10");
+    assert_eq!(header(&head, "accept-ranges"), "bytes");
     assert!(header(&head, "cache-status").contains("hit"));
 
     let (not_modified, _) =

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, ETAG, HeaderName, HeaderValue, LAST_MODIFIED};
+use http::header::{
+    ACCEPT_RANGES, CONNECTION, CONTENT_LENGTH, ETAG, HeaderName, HeaderValue, LAST_MODIFIED,
+};
 use http::{HeaderMap, StatusCode};
 
 use super::freshness::Freshness;
@@ -61,12 +63,16 @@ pub struct Entry {
     keep_until: SystemTime,
     state: AtomicU8,
     charge: usize,
+    /// Whether the headers hold Surrogate-Control or a purge-tag field, which are stripped
+    /// before clients: most entries have none, and then serving them strips nothing.
+    surrogate_fields: bool,
 }
 
 impl Entry {
     /// A new entry for `key` from a response the policy said to store, with its complete
     /// body. Fields the plan strips (hop-by-hop, `private="..."`, `no-cache="..."`) are
-    /// removed and Content-Length is set to the body's length.
+    /// removed, Content-Length is set to the body's length (except on a 204, RFC 9110 8.6),
+    /// and a 200 advertises `Accept-Ranges: bytes`, since the cache answers ranges from it.
     pub fn new(
         key: &CacheKey,
         plan: StorePlan,
@@ -78,7 +84,12 @@ impl Entry {
         for name in &plan.strip {
             headers.remove(name);
         }
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if status != StatusCode::NO_CONTENT {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        if status == StatusCode::OK && !headers.contains_key(ACCEPT_RANGES) {
+            headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        }
         Self::build(
             Arc::from(key.primary()),
             key.extra().into(),
@@ -97,7 +108,12 @@ impl Entry {
         body: Bytes,
         plan: StorePlan,
     ) -> Self {
+        let surrogate_fields = headers.contains_key(&super::directives::SURROGATE_CONTROL)
+            || super::purge::TAG_FIELDS
+                .iter()
+                .any(|name| headers.contains_key(name));
         let mut entry = Self {
+            surrogate_fields,
             primary,
             extra,
             status,
@@ -243,7 +259,12 @@ impl Entry {
         self.headers.get(LAST_MODIFIED)
     }
 
-    /// Whether the entry can be revalidated with a conditional request.
+    /// Whether the headers hold a field stripped before clients (Surrogate-Control, tags).
+    pub fn has_surrogate_fields(&self) -> bool {
+        self.surrogate_fields
+    }
+
+    /// Whether the entry has a validator (ETag or Last-Modified) to revalidate with.
     pub fn has_validator(&self) -> bool {
         self.etag().is_some() || self.last_modified().is_some()
     }

@@ -3,7 +3,6 @@
 //! purge-tag fields (which are for Sluice, not for clients; tags are kept for a listener that
 //! faces a CDN so the CDN can index them too).
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use http::header::{AGE, HeaderName, HeaderValue};
@@ -187,7 +186,8 @@ impl CacheStatus {
             }
         }
         if let Some(status) = self.fwd_status {
-            let _ = write!(out, "; fwd-status={}", status.as_u16());
+            out.push_str("; fwd-status=");
+            out.push_str(status.as_str());
         }
         if self.stored == Stored::Yes {
             out.push_str("; stored");
@@ -196,7 +196,8 @@ impl CacheStatus {
             out.push_str("; collapsed");
         }
         if let Some(ttl) = self.ttl {
-            let _ = write!(out, "; ttl={ttl}");
+            out.push_str("; ttl=");
+            out.push_str(itoa::Buffer::new().format(ttl));
         }
         if let Some(detail) = self.detail {
             out.push_str("; detail=");
@@ -205,8 +206,9 @@ impl CacheStatus {
         out
     }
 
-    /// The field value as a header value.
+    /// The field value as a header value (its buffer moved, not copied).
     pub fn to_header_value(&self) -> HeaderValue {
-        HeaderValue::from_str(&self.render()).unwrap_or(HeaderValue::from_static(NAME))
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(self.render()))
+            .unwrap_or(HeaderValue::from_static(NAME))
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{
-    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, HOST, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+    CONTENT_LENGTH, CONTENT_RANGE, HOST, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
 };
 use http::{HeaderMap, Method, Response, StatusCode, request, response};
 use http_body_util::BodyExt;
@@ -466,37 +466,34 @@ pub(super) fn stored_response(
         return response;
     }
     let mut headers = entry.headers().clone();
-    strip_for_client(&mut headers, facing);
+    if entry.has_surrogate_fields() {
+        strip_for_client(&mut headers, facing);
+    }
     set_age(&mut headers, age);
     headers.append(CACHE_STATUS.clone(), status_value);
-    let stored_status = entry.status();
-    let (code, body) = if parts.method == Method::GET {
+    // The stored headers already carry Content-Length and Accept-Ranges (Entry::new); only a
+    // partial answer changes the length.
+    let mut code = entry.status();
+    let mut body = entry.body().clone();
+    if parts.method == Method::GET && parts.headers.contains_key(RANGE) {
         match range::select(&parts.headers, entry) {
-            RangeAnswer::Full => (stored_status, entry.body().clone()),
+            RangeAnswer::Full => {}
             RangeAnswer::Partial {
                 range,
                 content_range,
             } => {
                 headers.insert(CONTENT_RANGE, content_range);
-                (
-                    StatusCode::PARTIAL_CONTENT,
-                    entry.body().slice(range.clone()),
-                )
+                code = StatusCode::PARTIAL_CONTENT;
+                body = body.slice(range);
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
             }
             RangeAnswer::Unsatisfiable { content_range } => {
                 headers.insert(CONTENT_RANGE, content_range);
-                (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+                code = StatusCode::RANGE_NOT_SATISFIABLE;
+                body = Bytes::new();
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
             }
         }
-    } else {
-        (stored_status, entry.body().clone())
-    };
-    if stored_status == StatusCode::OK && !headers.contains_key(ACCEPT_RANGES) {
-        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    }
-    // RFC 9110 8.6: no Content-Length on 204 and 1xx; HEAD gets the length of the GET.
-    if code != StatusCode::NO_CONTENT && !code.is_informational() {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     let body = if parts.method == Method::HEAD {
         ResponseBody::empty()
@@ -577,8 +574,7 @@ async fn background_refresh(
     entry: Arc<Entry>,
     leader: Leader<Arc<Entry>>,
 ) {
-    let mut record =
-        RequestRecord::detached(shared, super::request_id(&HeaderMap::new()), upstream.conn);
+    let mut record = RequestRecord::detached(shared, upstream.conn);
     let mut headers = parts.headers.clone();
     let conditional = entry.has_validator();
     if conditional {

@@ -52,10 +52,10 @@ enum Flow {
 /// Everything the finish step needs, carried by the response body until its last byte.
 pub(crate) struct RequestRecord {
     access_log: AccessLog,
-    metrics: Option<RouteMetrics>,
+    metrics: Option<Arc<RouteMetrics>>,
     wall: SystemTime,
     started: Instant,
-    request_id: String,
+    request_id: RequestId,
     client: SocketAddr,
     method: Method,
     host: String,
@@ -74,13 +74,13 @@ pub(crate) struct RequestRecord {
 impl RequestRecord {
     /// The record of a request Sluice makes on its own behalf (a background revalidation). It
     /// is never finished, so it is neither counted nor logged as a client request.
-    pub(crate) fn detached(shared: &Shared, request_id: String, conn: &ConnInfo) -> RequestRecord {
+    pub(crate) fn detached(shared: &Shared, conn: &ConnInfo) -> RequestRecord {
         RequestRecord {
             access_log: shared.access_log.clone(),
             metrics: None,
             wall: SystemTime::now(),
             started: Instant::now(),
-            request_id,
+            request_id: RequestId::fresh(),
             client: conn.peer,
             method: Method::GET,
             host: String::new(),
@@ -136,16 +136,47 @@ impl body::Finish for RequestRecord {
     }
 }
 
-/// The id of a request: the client's `X-Request-Id` when it sent a sane one, else a new one.
-fn request_id(headers: &http::HeaderMap) -> String {
-    if let Some(id) = headers
-        .get(&headers::X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        && !id.is_empty()
-        && id.len() <= 128
-    {
-        return id.to_string();
+/// The id of a request: the client's `X-Request-Id` when it sent a sane one, else a new one,
+/// made on first use (a cache hit with the access log off never needs one).
+pub(crate) struct RequestId(std::cell::OnceCell<String>);
+
+impl RequestId {
+    /// The client's id from `headers`, if sane; otherwise one is made when first read.
+    fn from_headers(headers: &http::HeaderMap) -> RequestId {
+        let cell = std::cell::OnceCell::new();
+        if let Some(id) = headers
+            .get(&headers::X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            && !id.is_empty()
+            && id.len() <= 128
+        {
+            let _ = cell.set(id.to_string());
+        }
+        RequestId(cell)
     }
+
+    /// An id made on first use.
+    fn fresh() -> RequestId {
+        RequestId(std::cell::OnceCell::new())
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0.get_or_init(generate_request_id)
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// 16 random hex digits.
+fn generate_request_id() -> String {
     let mut id = String::with_capacity(16);
     let value = rand::random::<u64>();
     for shift in (0..16).rev() {
@@ -234,9 +265,14 @@ impl Proxy {
         let mut record = Box::new(RequestRecord {
             access_log: self.shared.access_log.clone(),
             metrics: None,
-            wall: SystemTime::now(),
+            // The wall clock is only for the log line.
+            wall: if logging {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            },
             started,
-            request_id: request_id(&parts.headers),
+            request_id: RequestId::from_headers(&parts.headers),
             client: conn.peer,
             method: parts.method.clone(),
             host: if logging {
@@ -315,7 +351,7 @@ impl Proxy {
         .ok_or(ProxyError::NoRoute)?;
         let route = snapshot.routes.get(index).ok_or(ProxyError::NoRoute)?;
         record.route = Some(Arc::clone(&route.name));
-        record.metrics = Some(route.metrics.clone());
+        record.metrics = Some(Arc::clone(&route.metrics));
         let pool = snapshot
             .pools
             .get(route.pool)
@@ -357,7 +393,7 @@ impl Proxy {
             response.status() == StatusCode::SWITCHING_PROTOCOLS && downstream_upgrade.is_some();
         if upgraded && let Some(downstream) = downstream_upgrade {
             let upstream = hyper::upgrade::on(&mut response);
-            tokio::spawn(tunnel(downstream, upstream, record.request_id.clone()));
+            tokio::spawn(tunnel(downstream, upstream, record.request_id.to_string()));
         }
         let version = response.version();
         let (mut response_parts, incoming) = response.into_parts();
