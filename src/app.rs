@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::Instrument;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::admin::{self, Admin, Reload, ReloadFuture};
 use crate::config::{Config, ConfigError, TlsConfig};
@@ -121,6 +121,14 @@ impl Reloader {
         self.reload_certificates(&snapshot.config);
         let generation = snapshot.generation;
         self.shared.swap(snapshot);
+        // The file is the truth again: backends drained from the admin API come back.
+        for pool in &self.shared.snapshot.load().pools {
+            for backend in pool.backends.backends() {
+                if backend.state.admin() == crate::balancer::AdminState::Draining {
+                    backend.state.set_admin(crate::balancer::AdminState::Active);
+                }
+            }
+        }
         Ok(generation)
     }
 

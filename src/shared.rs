@@ -248,13 +248,40 @@ impl Shared {
         }
     }
 
+    /// Builds and swaps in the next generation from the live config as changed by `edit` (an
+    /// admin pool change, a DNS answer), carrying over every surviving backend's state. The
+    /// next file reload starts again from the file, so it reconciles such changes. Resolves
+    /// host names on a blocking thread.
+    pub async fn change(
+        self: &Arc<Self>,
+        edit: impl FnOnce(&mut Config) -> Result<(), String> + Send + 'static,
+    ) -> Result<u64, String> {
+        let _guard = self.rebuild.lock().await;
+        let shared = Arc::clone(self);
+        let snapshot = tokio::task::spawn_blocking(move || {
+            let previous = shared.snapshot.load_full();
+            let mut config = Config::clone(&previous.config);
+            edit(&mut config)?;
+            Snapshot::build(
+                Arc::new(config),
+                previous.generation + 1,
+                Some(&previous),
+                &shared.metrics,
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let generation = snapshot.generation;
+        self.swap(snapshot);
+        self.metrics.set_generation(generation);
+        Ok(generation)
+    }
+
     /// Backends that left their pool and still have requests in flight; the ones that
     /// finished are forgotten (their metric series too).
     pub fn draining(&self) -> Vec<Departed> {
-        let mut draining = self
-            .draining
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut draining = self.draining.lock().unwrap_or_else(PoisonError::into_inner);
         draining.retain(|d| {
             let busy = d.backend.state.in_flight() > 0;
             if !busy {

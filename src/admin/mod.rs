@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use crate::shared::Shared;
 
 pub mod dashboard;
+mod pools;
 
 /// Changes the log filter at runtime (`POST /admin/log-level`); set once by the binary, which
 /// owns the global tracing subscriber. Returns the filter now in force, or why the new one
@@ -83,6 +84,10 @@ impl Admin {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         if request.method() == Method::POST && request.uri().path() == "/admin/log-level" {
             return log_level(request).await;
+        }
+        let path = request.uri().path();
+        if path == "/admin/pools" || path.starts_with("/admin/pools/") {
+            return pools::handle(&self.shared, request).await;
         }
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
