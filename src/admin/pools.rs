@@ -112,6 +112,7 @@ pub(super) async fn handle(
                         ("add", None) => pool.backends.push(BackendConfig {
                             addr: text,
                             weight: weight.unwrap_or(1),
+                            resolve: false,
                         }),
                         ("add", Some(_)) => return Err("the backend is already in the pool".into()),
                         ("remove", Some(i)) => {
