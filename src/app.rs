@@ -12,7 +12,9 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::admin::{self, Admin, Reload, ReloadFuture};
+use crate::balancer::discovery::{DnsResolver, Resolve};
 use crate::config::{Config, ConfigError, TlsConfig};
+use crate::discovery::{self, DiscoveryOptions};
 use crate::metrics::access_log::AccessLog;
 use crate::metrics::{Metrics, ReloadOutcome};
 use crate::proxy::Proxy;
@@ -124,6 +126,14 @@ impl Reloader {
         self.reload_certificates(&snapshot.config);
         let generation = snapshot.generation;
         self.shared.swap(snapshot);
+        // The file is the truth again: backends drained from the admin API come back.
+        for pool in &self.shared.snapshot.load().pools {
+            for backend in pool.backends.backends() {
+                if backend.state.admin() == crate::balancer::AdminState::Draining {
+                    backend.state.set_admin(crate::balancer::AdminState::Active);
+                }
+            }
+        }
         Ok(generation)
     }
 
@@ -158,6 +168,14 @@ impl Reload for AdminReload {
     }
 }
 
+/// What [`App::start_with`] may change from the defaults.
+#[derive(Default)]
+pub struct StartOptions {
+    /// Looks up `resolve = true` backends; `None`: the system's DNS configuration.
+    pub resolver: Option<Arc<dyn Resolve>>,
+    pub discovery: DiscoveryOptions,
+}
+
 /// A running Sluice: listeners, admin API and background tasks.
 pub struct App {
     shared: Arc<Shared>,
@@ -173,14 +191,52 @@ pub struct App {
 impl App {
     /// Builds everything from `config` and starts serving. `source` is the file to reload from.
     pub async fn start(config: Config, source: Option<PathBuf>) -> Result<App, AppError> {
+        App::start_with(config, source, StartOptions::default()).await
+    }
+
+    /// [`start`](Self::start) with a DNS resolver for `resolve = true` backends (the system's
+    /// when `None`) and discovery's refresh bounds.
+    pub async fn start_with(
+        config: Config,
+        source: Option<PathBuf>,
+        options: StartOptions,
+    ) -> Result<App, AppError> {
         let metrics = Arc::new(Metrics::new()?);
+        let resolver = match (&options.resolver, discovery::names(&config).is_empty()) {
+            (Some(resolver), _) => Some(Arc::clone(resolver)),
+            (None, true) => None,
+            (None, false) => match DnsResolver::from_system() {
+                Ok(resolver) => Some(Arc::new(resolver) as Arc<dyn Resolve>),
+                Err(error) => {
+                    tracing::warn!(%error, "no DNS resolver; resolve = true backends are resolved once");
+                    None
+                }
+            },
+        };
+        let mut fresh = std::collections::HashMap::new();
+        if let Some(resolver) = &resolver {
+            for name in discovery::names(&config) {
+                let looked_up = tokio::time::timeout(
+                    config.timeouts.connect,
+                    discovery::lookup(resolver.as_ref(), &name),
+                )
+                .await;
+                match looked_up {
+                    Ok(Ok((addrs, _))) => {
+                        fresh.insert(name, addrs);
+                    }
+                    Ok(Err(error)) => tracing::warn!(backend = %name, %error, "DNS lookup failed"),
+                    Err(_) => tracing::warn!(backend = %name, "DNS lookup timed out"),
+                }
+            }
+        }
         let access_log = AccessLog::start(&config.access_log, metrics.access_log_dropped())
             .map_err(AppError::AccessLog)?;
         let config = Arc::new(config);
         let build_config = Arc::clone(&config);
         let build_metrics = Arc::clone(&metrics);
         let snapshot = tokio::task::spawn_blocking(move || {
-            Snapshot::build(build_config, 1, None, &build_metrics)
+            Snapshot::build_discovered(build_config, 1, None, &build_metrics, &fresh)
         })
         .await
         .map_err(|e| AppError::Join(e.to_string()))??;
@@ -240,6 +296,16 @@ impl App {
         tasks.push(tokio::spawn(
             crate::proxy::health_checker::run(Arc::clone(&shared), shutdown_rx.clone(), None)
                 .instrument(tracing::info_span!("health_checker")),
+        ));
+
+        tasks.push(tokio::spawn(
+            discovery::run(
+                Arc::clone(&shared),
+                resolver,
+                options.discovery,
+                shutdown_rx.clone(),
+            )
+            .instrument(tracing::info_span!("dns_discovery")),
         ));
 
         let observability = start_monitoring(&config, &metrics, &shutdown_rx, &mut tasks);

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod certs;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod metrics;
 pub mod proxy;
 pub mod server;

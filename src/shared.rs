@@ -6,6 +6,7 @@
 //! backend that survives and the client (with its idle connections) of every pool whose shape
 //! did not change, then swaps it in with one store. A request loads the snapshot once.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -57,6 +58,9 @@ pub struct Snapshot {
     pub rewrite: Rewrite,
     pub routes: Vec<RouteRuntime>,
     pub pools: Vec<PoolRuntime>,
+    /// The addresses of each `resolve = true` backend (`host:port` as configured), as DNS
+    /// discovery last found them.
+    pub discovered: HashMap<String, Vec<SocketAddr>>,
 }
 
 /// Why a snapshot could not be built from a valid config (a name that does not resolve, a CA
@@ -99,12 +103,44 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         metrics: &Metrics,
     ) -> Result<Snapshot, BuildError> {
+        Snapshot::build_discovered(config, generation, previous, metrics, &HashMap::new())
+    }
+
+    /// [`build`](Self::build) with fresh DNS answers for `resolve = true` backends, by their
+    /// `host:port`. Such a backend without a fresh answer keeps the addresses the previous
+    /// snapshot had for it, and is looked up with the system resolver only when it is new.
+    pub fn build_discovered(
+        config: Arc<Config>,
+        generation: u64,
+        previous: Option<&Snapshot>,
+        metrics: &Metrics,
+        fresh: &HashMap<String, Vec<SocketAddr>>,
+    ) -> Result<Snapshot, BuildError> {
         let mut problems = Vec::new();
         let mut pools = Vec::with_capacity(config.pools.len());
+        let mut discovered = HashMap::new();
         for pool in &config.pools {
             let mut addrs = Vec::new();
             for (i, backend) in pool.backends.iter().enumerate() {
-                match resolve(&backend.addr) {
+                let known = if backend.resolve {
+                    fresh
+                        .get(&backend.addr)
+                        .or_else(|| previous.and_then(|p| p.discovered.get(&backend.addr)))
+                        .filter(|a| !a.is_empty())
+                        .cloned()
+                } else {
+                    None
+                };
+                let resolved = match known {
+                    Some(known) => Ok(known),
+                    None => resolve(&backend.addr),
+                };
+                if backend.resolve
+                    && let Ok(resolved) = &resolved
+                {
+                    discovered.insert(backend.addr.clone(), resolved.clone());
+                }
+                match resolved {
                     Ok(resolved) if !resolved.is_empty() => {
                         addrs.extend(resolved.into_iter().map(|a| (a, backend.weight)))
                     }
@@ -182,6 +218,7 @@ impl Snapshot {
             return Err(BuildError { problems });
         }
         Ok(Snapshot {
+            discovered,
             generation,
             rewrite: Rewrite::new(&config.headers),
             config,
@@ -258,12 +295,77 @@ impl Shared {
                 });
             }
         }
-        if !departed.is_empty() {
-            self.draining
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend(departed);
-        }
+        let mut draining = self.draining.lock().unwrap_or_else(PoisonError::into_inner);
+        // Forget the ones already drained, so the list cannot grow without a scrape.
+        draining.retain(|d| d.backend.state.in_flight() > 0);
+        draining.extend(departed);
+    }
+
+    /// Builds and swaps in the next generation from the live config as changed by `edit` (an
+    /// admin pool change, a DNS answer), carrying over every surviving backend's state. The
+    /// next file reload starts again from the file, so it reconciles such changes. Resolves
+    /// host names on a blocking thread.
+    pub async fn change(
+        self: &Arc<Self>,
+        edit: impl FnOnce(&mut Config) -> Result<(), String> + Send + 'static,
+    ) -> Result<u64, String> {
+        let _guard = self.rebuild.lock().await;
+        let shared = Arc::clone(self);
+        let snapshot = tokio::task::spawn_blocking(move || {
+            let previous = shared.snapshot.load_full();
+            let mut config = Config::clone(&previous.config);
+            edit(&mut config)?;
+            Snapshot::build(
+                Arc::new(config),
+                previous.generation + 1,
+                Some(&previous),
+                &shared.metrics,
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let generation = snapshot.generation;
+        self.swap(snapshot);
+        self.metrics.set_generation(generation);
+        Ok(generation)
+    }
+
+    /// Builds and swaps in the next generation with a new DNS answer for the `resolve = true`
+    /// backend `name`; its addresses join and leave the pool as on a reload, surviving ones
+    /// keeping their state. Nothing happens when the answer is what the snapshot has.
+    pub async fn rediscover(
+        self: &Arc<Self>,
+        name: String,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<Option<u64>, String> {
+        let _guard = self.rebuild.lock().await;
+        let shared = Arc::clone(self);
+        let snapshot = tokio::task::spawn_blocking(move || {
+            let previous = shared.snapshot.load_full();
+            if previous.discovered.get(&name) == Some(&addrs) {
+                return Ok(None);
+            }
+            let fresh = HashMap::from([(name, addrs)]);
+            Snapshot::build_discovered(
+                Arc::clone(&previous.config),
+                previous.generation + 1,
+                Some(&previous),
+                &shared.metrics,
+                &fresh,
+            )
+            .map(Some)
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let Some(snapshot) = snapshot else {
+            return Ok(None);
+        };
+        let generation = snapshot.generation;
+        self.swap(snapshot);
+        self.metrics.set_generation(generation);
+        Ok(Some(generation))
     }
 
     /// Backends that left their pool and still have requests in flight; the ones that

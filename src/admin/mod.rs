@@ -27,6 +27,7 @@ mod purge;
 /// The admin client's address, put in each request's extensions by [`serve`].
 #[derive(Clone, Copy, Debug)]
 struct AdminPeer(std::net::SocketAddr);
+mod pools;
 
 /// Changes the log filter at runtime (`POST /admin/log-level`); set once by the binary, which
 /// owns the global tracing subscriber. Returns the filter now in force, or why the new one
@@ -92,6 +93,10 @@ impl Admin {
         if request.method() == Method::POST && request.uri().path() == "/admin/purge" {
             let peer = request.extensions().get::<AdminPeer>().map(|p| p.0);
             return purge::handle(&self.shared, request, peer).await;
+        }
+        let path = request.uri().path();
+        if path == "/admin/pools" || path.starts_with("/admin/pools/") {
+            return pools::handle(&self.shared, request).await;
         }
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),

@@ -16,6 +16,7 @@
 
 pub mod algorithm;
 pub mod check;
+pub mod discovery;
 mod hashing;
 pub mod health;
 pub mod limits;

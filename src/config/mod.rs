@@ -210,6 +210,8 @@ pub struct BackendConfig {
     /// `host:port` as written; a host name is resolved when the pool is built.
     pub addr: String,
     pub weight: u32,
+    /// The host name is looked up again at its TTL and the pool follows its addresses.
+    pub resolve: bool,
 }
 
 /// A host pattern of a route.

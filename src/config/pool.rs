@@ -448,4 +448,21 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn resolve_needs_a_host_name() {
+        let source = BASE.replace(
+            "{ addr = \"127.0.0.1:9000\" }",
+            "{ addr = \"127.0.0.1:9000\", resolve = true }, { addr = \"app.internal:80\", resolve = true }",
+        );
+        let problems = Config::parse(&source, "test.toml", Path::new("."))
+            .unwrap_err()
+            .problems();
+        assert_eq!(
+            problems,
+            vec![
+                "test.toml:9: pools.api.backends[0].resolve: needs a host name to look up, not an address"
+            ]
+        );
+    }
 }

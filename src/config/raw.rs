@@ -222,6 +222,8 @@ pub struct RawRetryBudget {
 pub struct RawBackend {
     pub addr: String,
     pub weight: Option<i64>,
+    /// Look the host name up again at its TTL (DNS discovery); default false.
+    pub resolve: Option<bool>,
 }
 
 /// `[[routes]]`

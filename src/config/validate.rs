@@ -476,9 +476,17 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
                     }
                 },
             };
+            let resolve = backend.resolve.unwrap_or(false);
+            if resolve && backend.addr.parse::<SocketAddr>().is_ok() {
+                problems.add(
+                    format!("{key}.resolve"),
+                    "needs a host name to look up, not an address",
+                );
+            }
             backends.push(BackendConfig {
                 addr: backend.addr.clone(),
                 weight,
+                resolve,
             });
         }
         pools.push(PoolConfig {
