@@ -155,7 +155,11 @@ impl Snapshot {
                     config: route.clone(),
                     name: Arc::from(route.name.as_str()),
                     pool,
-                    metrics: metrics.route(&route.name),
+                    metrics: if config.monitoring.request_metrics {
+                        metrics.route(&route.name)
+                    } else {
+                        RouteMetrics::disabled()
+                    },
                 });
             }
         }

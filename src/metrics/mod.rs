@@ -11,6 +11,8 @@ mod resource_metrics;
 pub mod resources;
 pub mod totals;
 
+use std::sync::Arc;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -84,9 +86,13 @@ pub struct Metrics {
     access_log_dropped: IntCounter,
 }
 
-/// Handles for one route, resolved once per snapshot.
+/// Handles for one route, resolved once per snapshot, or nothing when per-request metrics are
+/// off (`[monitoring] request_metrics = false`). One `Arc`, so the clone each request takes is
+/// one reference count, not one per handle.
 #[derive(Clone)]
-pub struct RouteMetrics {
+pub struct RouteMetrics(Option<Arc<RouteHandles>>);
+
+struct RouteHandles {
     requests: [IntCounter; 5],
     duration: Histogram,
     upstream_duration: Histogram,
@@ -95,23 +101,33 @@ pub struct RouteMetrics {
 }
 
 impl RouteMetrics {
+    /// Handles that record nothing: per-request metrics are off.
+    pub fn disabled() -> RouteMetrics {
+        RouteMetrics(None)
+    }
+
     /// Records one finished request.
     pub fn observe(&self, status: u16, seconds: f64, bytes: u64) {
-        if let Some(counter) = self.requests.get(StatusClass::of(status).index()) {
+        let Some(handles) = &self.0 else { return };
+        if let Some(counter) = handles.requests.get(StatusClass::of(status).index()) {
             counter.inc();
         }
-        self.duration.observe(seconds);
-        self.response_bytes.inc_by(bytes);
+        handles.duration.observe(seconds);
+        handles.response_bytes.inc_by(bytes);
     }
 
     /// Counts a retry on another backend.
     pub fn retried(&self) {
-        self.retries.inc();
+        if let Some(handles) = &self.0 {
+            handles.retries.inc();
+        }
     }
 
     /// Records the time to an upstream response head.
     pub fn observe_upstream(&self, seconds: f64) {
-        self.upstream_duration.observe(seconds);
+        if let Some(handles) = &self.0 {
+            handles.upstream_duration.observe(seconds);
+        }
     }
 }
 
@@ -310,13 +326,13 @@ impl Metrics {
     pub fn route(&self, route: &str) -> RouteMetrics {
         let requests =
             StatusClass::ALL.map(|class| self.requests.with_label_values(&[route, class.as_str()]));
-        RouteMetrics {
+        RouteMetrics(Some(Arc::new(RouteHandles {
             requests,
             duration: self.request_duration.with_label_values(&[route]),
             upstream_duration: self.upstream_duration.with_label_values(&[route]),
             response_bytes: self.response_bytes.with_label_values(&[route]),
             retries: self.upstream_retries.with_label_values(&[route]),
-        }
+        })))
     }
 
     /// Handles for the listener called `listener`.
