@@ -6,12 +6,15 @@
 
 pub mod access_log;
 pub mod alerts;
+pub mod connections;
 pub mod procfs;
 mod resource_metrics;
 pub mod resources;
 pub mod totals;
 
 use std::sync::Arc;
+
+pub use connections::{ConnectionProtocol, ListenerMetrics};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -80,6 +83,7 @@ pub struct Metrics {
     response_bytes: IntCounterVec,
     connections_accepted: IntCounterVec,
     connections_active: IntGaugeVec,
+    tls_handshakes: IntCounterVec,
     tls_handshake_errors: IntCounterVec,
     config_generation: IntGauge,
     config_reloads: IntCounterVec,
@@ -129,14 +133,6 @@ impl RouteMetrics {
             handles.upstream_duration.observe(seconds);
         }
     }
-}
-
-/// Handles for one listener.
-#[derive(Clone)]
-pub struct ListenerMetrics {
-    pub accepted: IntCounter,
-    pub active: IntGauge,
-    pub tls_errors: IntCounter,
 }
 
 /// Errors talking to a backend, by kind.
@@ -263,7 +259,21 @@ impl Metrics {
         let connections_active = register(
             &registry,
             IntGaugeVec::new(
-                Opts::new("sluice_connections_active", "Client connections open now."),
+                Opts::new(
+                    "sluice_connections_active",
+                    "Client connections open now, by listener and protocol (h1, h2, or \
+                     pending: in the TLS handshake or before its first request).",
+                ),
+                &["listener", "protocol"],
+            )?,
+        );
+        let tls_handshakes = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_tls_handshakes_total",
+                    "TLS handshakes with clients begun (completed or failed).",
+                ),
                 &["listener"],
             )?,
         );
@@ -315,6 +325,7 @@ impl Metrics {
             response_bytes,
             connections_accepted,
             connections_active,
+            tls_handshakes,
             tls_handshake_errors,
             config_generation,
             config_reloads,
@@ -335,11 +346,17 @@ impl Metrics {
         })))
     }
 
-    /// Handles for the listener called `listener`.
+    /// Handles for the listener called `listener` (every protocol's gauge exists from the
+    /// start, at 0).
     pub fn listener(&self, listener: &str) -> ListenerMetrics {
+        let active = ConnectionProtocol::ALL.map(|protocol| {
+            self.connections_active
+                .with_label_values(&[listener, protocol.as_str()])
+        });
         ListenerMetrics {
             accepted: self.connections_accepted.with_label_values(&[listener]),
-            active: self.connections_active.with_label_values(&[listener]),
+            active,
+            tls_handshakes: self.tls_handshakes.with_label_values(&[listener]),
             tls_errors: self.tls_handshake_errors.with_label_values(&[listener]),
         }
     }
