@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::admin::{self, Admin, Reload, ReloadFuture};
 use crate::config::{Config, ConfigError, TlsConfig};
@@ -54,15 +55,15 @@ pub struct Reloader {
     source: Option<PathBuf>,
     shared: Arc<Shared>,
     tls: Vec<(String, Arc<CertResolver>)>,
-    /// One reload at a time, so generations are ordered.
-    lock: Mutex<()>,
 }
 
 impl Reloader {
     /// Load -> validate -> build -> swap. On any error the running config stays and the error
     /// is returned (and logged, and counted).
     pub async fn reload(&self) -> Result<u64, AppError> {
-        let _guard = self.lock.lock().await;
+        // One rebuild at a time (reloads, admin pool changes, discovery), so generations
+        // are ordered.
+        let _guard = self.shared.rebuild.lock().await;
         let result = self.reload_locked().await;
         let generation = self.shared.snapshot.load().generation;
         match &result {
@@ -117,9 +118,12 @@ impl Reloader {
                 tracing::warn!(listener = %listener.name, "listener changes need a restart; the running listener is unchanged");
             }
         }
+        if snapshot.config.cache != old.config.cache {
+            tracing::warn!("[cache] changes need a restart; the running cache is unchanged");
+        }
         self.reload_certificates(&snapshot.config);
         let generation = snapshot.generation;
-        self.shared.snapshot.store(Arc::new(snapshot));
+        self.shared.swap(snapshot);
         Ok(generation)
     }
 
@@ -231,10 +235,19 @@ impl App {
             source,
             shared: Arc::clone(&shared),
             tls: resolvers,
-            lock: Mutex::new(()),
         });
 
+        tasks.push(tokio::spawn(
+            crate::proxy::health_checker::run(Arc::clone(&shared), shutdown_rx.clone(), None)
+                .instrument(tracing::info_span!("health_checker")),
+        ));
+
         let observability = start_monitoring(&config, &metrics, &shutdown_rx, &mut tasks);
+        tasks.push(tokio::spawn(sweep_cache(
+            Arc::clone(&shared.cache),
+            config.cache.sweep_interval,
+            shutdown_rx.clone(),
+        )));
 
         let mut admin_handle = None;
         let mut admin_addr = None;
@@ -338,6 +351,31 @@ impl App {
 
 /// Starts the resource sampler and the alert evaluator when monitoring is on; what they
 /// publish is read by the admin API.
+/// The most expired entries one sweep removes, so a sweep never holds a runtime thread long.
+const SWEEP_STEPS: usize = 10_000;
+
+/// Removes expired entries every `interval` until shutdown: a bounded amount per tick, never a
+/// scan of the whole store.
+async fn sweep_cache(
+    cache: Arc<crate::cache::Cache>,
+    interval: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let removed = cache.sweep(std::time::SystemTime::now(), SWEEP_STEPS);
+                if removed > 0 {
+                    tracing::debug!(removed, "expired cache entries swept");
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
 fn start_monitoring(
     config: &Config,
     metrics: &Metrics,

@@ -60,6 +60,10 @@ enum Command {
         /// Access log: "stdout", "off" or a file path.
         #[arg(long, default_value = "stdout")]
         access_log: String,
+        /// Cache what the backends mark cacheable (RFC 9111), in a store of this size
+        /// ("256MiB", "2GiB").
+        #[arg(long, value_name = "SIZE")]
+        cache: Option<String>,
     },
     /// The proxy in front of the built-in demo app (an SQLite catalogue), with the admin API.
     Demo {
@@ -167,7 +171,8 @@ async fn serve(command: Command) -> ExitCode {
             to,
             admin,
             access_log,
-        } => match config::one_line(listen, &to, admin, &access_log) {
+            cache,
+        } => match config::one_line(listen, &to, admin, &access_log, cache.as_deref()) {
             Ok(parsed) => start(parsed, None).await,
             Err(error) => Err(config_failure(&error)),
         },
@@ -253,9 +258,17 @@ async fn demo(
     println!("  through the proxy:  curl -i http://{proxy}/products/42");
     println!("                      curl -i 'http://{proxy}/products?category=books&page=2'");
     println!("                      curl -i 'http://{proxy}/search?q=lamp'");
+    println!("  (repeat a request: the second is a hit, see the Age and Cache-Status headers)");
     if let Some(admin) = app.admin_addr() {
+        println!("  dashboard:          http://{admin}/");
         println!("  metrics:            curl http://{admin}/metrics");
         println!("  health:             curl http://{admin}/healthz");
+        println!(
+            "  purge a tag:        curl -X POST -H 'Authorization: Bearer demo-purge-token-change-me' \\"
+        );
+        println!(
+            "                        -d '{{\"tags\":[\"product-42\"]}}' http://{admin}/admin/purge"
+        );
     }
     println!();
     Ok((app, backend))

@@ -1,5 +1,5 @@
 //! The state every request and every admin call shares: the live [`Snapshot`] behind one
-//! `ArcSwap`, the metrics and the access log.
+//! `ArcSwap`, the cache, the metrics and the access log.
 //!
 //! A snapshot is the whole configuration at one generation, with its routes, pools and upstream
 //! clients built. It is immutable: a reload builds a new one, reusing the live state of every
@@ -7,14 +7,17 @@
 //! did not change, then swaps it in with one store. A request loads the snapshot once.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 
-use crate::balancer::BackendPool;
+use crate::balancer::{Backend, BackendPool, HealthStatus};
+use crate::cache::{Cache, StoreConfig};
 use crate::config::{Config, Problem, RouteConfig};
 use crate::metrics::access_log::AccessLog;
+use crate::metrics::backend_metrics::PoolMetrics;
+use crate::metrics::cache_metrics::RouteCacheMetrics;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::proxy::headers::Rewrite;
 use crate::proxy::upstream::{ClientShape, UpstreamClient};
@@ -25,13 +28,18 @@ pub struct RouteRuntime {
     pub name: Arc<str>,
     pub pool: usize,
     pub metrics: RouteMetrics,
+    /// Cache outcome counters, for a caching route.
+    pub cache_metrics: Option<RouteCacheMetrics>,
 }
 
-/// A pool: its backends, their precomputed authorities, and its client.
+/// A pool: its backends, their precomputed authorities, its client and metric handles.
 pub struct PoolRuntime {
     pub backends: BackendPool,
     authorities: Vec<Authority>,
     pub client: UpstreamClient,
+    pub metrics: PoolMetrics,
+    /// Statuses after which a replayable request goes to another backend.
+    pub retry_on: Vec<u16>,
 }
 
 impl PoolRuntime {
@@ -77,6 +85,12 @@ fn resolve(addr: &str) -> std::io::Result<Vec<SocketAddr>> {
 }
 
 impl Snapshot {
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&PoolRuntime> {
+        let index = self.config.pools.iter().position(|p| p.name == name)?;
+        self.pools.get(index)
+    }
+
     /// Builds generation `generation` of `config`, carrying over state from `previous`.
     /// Resolves host names, so call it from a blocking context or at startup.
     pub fn build(
@@ -109,13 +123,7 @@ impl Snapshot {
                 let index = p.config.pools.iter().position(|c| c.name == pool.name)?;
                 p.pools.get(index)
             });
-            let algorithm = match pool.algorithm {
-                crate::config::Algorithm::RoundRobin => crate::balancer::Algorithm::RoundRobin,
-            };
-            let options = crate::balancer::PoolOptions {
-                algorithm,
-                ..crate::balancer::PoolOptions::default()
-            };
+            let options = pool.balance.options.clone();
             let backends = BackendPool::with_options(
                 &pool.name,
                 addrs,
@@ -142,10 +150,17 @@ impl Snapshot {
                 .iter()
                 .filter_map(|b| Authority::try_from(b.addr.to_string()).ok())
                 .collect();
+            let labels = backends
+                .backends()
+                .iter()
+                .map(|b| b.addr.to_string())
+                .collect();
             pools.push(PoolRuntime {
+                metrics: metrics.pool(&pool.name, labels),
                 backends,
                 authorities,
                 client,
+                retry_on: pool.balance.retry_on.clone(),
             });
         }
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -160,6 +175,12 @@ impl Snapshot {
                     } else {
                         RouteMetrics::disabled()
                     },
+                    // per-request too: off with the other request metrics
+                    cache_metrics: route
+                        .cache
+                        .as_ref()
+                        .filter(|_| config.monitoring.request_metrics)
+                        .map(|_| metrics.route_cache(&route.name)),
                 });
             }
         }
@@ -179,18 +200,119 @@ impl Snapshot {
 /// The state shared by every listener, request and admin call.
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
+    /// The HTTP cache: one store for every caching route, sized at start.
+    pub cache: Arc<Cache>,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
+    /// Held by whoever builds the next snapshot from the current one (file reload, admin pool
+    /// change, DNS discovery), so generations are ordered and no change is lost.
+    pub rebuild: tokio::sync::Mutex<()>,
+    /// Backends that left their pool and may still have requests in flight.
+    draining: Mutex<Vec<Departed>>,
+}
+
+/// A backend that left its pool, until its last request ends.
+#[derive(Clone)]
+pub struct Departed {
+    pub pool: String,
+    pub backend: Arc<Backend>,
 }
 
 impl Shared {
     /// Shared state serving `snapshot`.
     pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>, access_log: AccessLog) -> Shared {
         metrics.reloaded(crate::metrics::ReloadOutcome::Success, snapshot.generation);
+        let store = &snapshot.config.cache;
+        let mut shape = StoreConfig::with_budget(store.size);
+        if let Some(shards) = store.shards.and_then(std::num::NonZeroUsize::new) {
+            shape.shards = shards;
+        }
+        let cache = Arc::new(Cache::new(shape));
+        crate::metrics::cache_metrics::register_store(metrics.registry(), Arc::clone(&cache));
         Shared {
+            cache,
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics,
             access_log,
+            rebuild: tokio::sync::Mutex::new(()),
+            draining: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Makes `snapshot` the live one. Backends the new generation no longer has are drained:
+    /// new requests load the new snapshot, so they get no new picks, and they are forgotten
+    /// once nothing is in flight to them. They are not flagged `Draining`: a request that
+    /// loaded the old snapshot (and may retry within it) still sees its whole, consistent
+    /// pool.
+    pub fn swap(&self, snapshot: Snapshot) {
+        let old = self.snapshot.swap(Arc::new(snapshot));
+        let new = self.snapshot.load();
+        let mut departed = Vec::new();
+        for (index, pool) in old.pools.iter().enumerate() {
+            let Some(name) = old.config.pools.get(index).map(|p| p.name.as_str()) else {
+                continue;
+            };
+            let leaving: Vec<&Arc<Backend>> = match new.pool(name) {
+                Some(current) => current.backends.departed(&pool.backends),
+                None => pool.backends.backends().iter().collect(),
+            };
+            for backend in leaving {
+                tracing::info!(pool = name, backend = %backend.addr, in_flight = backend.state.in_flight(), "backend left the pool; draining");
+                departed.push(Departed {
+                    pool: name.to_string(),
+                    backend: Arc::clone(backend),
+                });
+            }
+        }
+        if !departed.is_empty() {
+            self.draining
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(departed);
+        }
+    }
+
+    /// Backends that left their pool and still have requests in flight; the ones that
+    /// finished are forgotten (their metric series too).
+    pub fn draining(&self) -> Vec<Departed> {
+        let mut draining = self.draining.lock().unwrap_or_else(PoisonError::into_inner);
+        draining.retain(|d| {
+            let busy = d.backend.state.in_flight() > 0;
+            if !busy {
+                tracing::info!(pool = %d.pool, backend = %d.backend.addr, "backend drained");
+                self.metrics
+                    .remove_backend(&d.pool, &d.backend.addr.to_string());
+            }
+            busy
+        });
+        draining.clone()
+    }
+
+    /// Sets the per-backend gauges from the live state; called before metrics are rendered.
+    pub fn refresh_gauges(&self) {
+        let now = tokio::time::Instant::now();
+        let snapshot = self.snapshot.load();
+        for (index, pool) in snapshot.pools.iter().enumerate() {
+            let Some(name) = snapshot.config.pools.get(index).map(|p| p.name.as_str()) else {
+                continue;
+            };
+            for backend in pool.backends.backends() {
+                self.metrics.set_backend_state(
+                    name,
+                    &backend.addr.to_string(),
+                    backend.state.in_flight(),
+                    backend.state.health() == HealthStatus::Healthy
+                        && !backend.state.is_ejected(now),
+                );
+            }
+        }
+        for departed in self.draining() {
+            self.metrics.set_backend_state(
+                &departed.pool,
+                &departed.backend.addr.to_string(),
+                departed.backend.state.in_flight(),
+                departed.backend.state.health() == HealthStatus::Healthy,
+            );
         }
     }
 }

@@ -20,10 +20,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use sluice::admin::dashboard::{DASHBOARD_HTML, stats_json};
 use sluice::metrics::Metrics;
 use sluice::metrics::alerts::{AlertBoard, AlertEngine, AlertThresholds};
+use sluice::metrics::cache_metrics::CacheOutcome;
 use sluice::metrics::resources::{ResourceHandle, ResourceSampler};
 use sluice::metrics::totals::RegistryTotals;
 use tokio::net::TcpListener;
@@ -73,32 +73,20 @@ impl Stats {
     }
 }
 
-/// Synthetic traffic on two routes, cache and pool metrics under the names the cache and
-/// pool code will export, the sampler and the alert engine, all running in the background.
+/// Synthetic traffic on two routes, cache outcomes, pool metrics under the names the pool
+/// code will export, the sampler and the alert engine, all running in the background.
 fn start_feeding(metrics: &Arc<Metrics>) -> (ResourceHandle, AlertBoard) {
     let registry = metrics.registry();
-    let cache = IntCounterVec::new(
-        Opts::new("sluice_cache_requests_total", "Cache lookups by status."),
-        &["route", "cache_status"],
-    )
-    .unwrap();
-    let healthy = IntGaugeVec::new(
-        Opts::new("sluice_backend_healthy", "Backend health."),
-        &["pool", "backend"],
-    )
-    .unwrap();
-    registry.register(Box::new(cache.clone())).unwrap();
-    registry.register(Box::new(healthy.clone())).unwrap();
+    let cache = metrics.route_cache("static");
+    // The pool code's own gauge, set as a scrape would from live backend state.
     for (backend, up) in [
-        ("10.0.0.1:8080", 1),
-        ("10.0.0.2:8080", 1),
-        ("10.0.0.3:8080", 0),
+        ("10.0.0.1:8080", true),
+        ("10.0.0.2:8080", true),
+        ("10.0.0.3:8080", false),
     ] {
-        healthy.with_label_values(&["api", backend]).set(up);
+        metrics.set_backend_state("api", backend, 0, up);
     }
-    healthy
-        .with_label_values(&["static", "10.0.1.1:8080"])
-        .set(1);
+    metrics.set_backend_state("static", "10.0.1.1:8080", 0, true);
     let mut sampler = ResourceSampler::new(registry)
         .unwrap()
         .with_memory_budget(Some(512 << 20));
@@ -137,12 +125,11 @@ fn start_feeding(metrics: &Arc<Metrics>) -> (ResourceHandle, AlertBoard) {
                 seconds / 4.0,
                 16384,
             );
-            let status = if tick.is_multiple_of(5) {
-                "miss"
+            cache.observe(if tick.is_multiple_of(5) {
+                CacheOutcome::Miss
             } else {
-                "hit"
-            };
-            cache.with_label_values(&["static", status]).inc();
+                CacheOutcome::Hit
+            });
             if tick.is_multiple_of(25) {
                 let totals = RegistryTotals::gather(feeder.registry());
                 let snapshot = sampler.sample().ok();

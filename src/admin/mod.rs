@@ -22,6 +22,11 @@ use tokio::sync::watch;
 use crate::shared::Shared;
 
 pub mod dashboard;
+mod purge;
+
+/// The admin client's address, put in each request's extensions by [`serve`].
+#[derive(Clone, Copy, Debug)]
+struct AdminPeer(std::net::SocketAddr);
 
 /// Changes the log filter at runtime (`POST /admin/log-level`); set once by the binary, which
 /// owns the global tracing subscriber. Returns the filter now in force, or why the new one
@@ -84,6 +89,10 @@ impl Admin {
         if request.method() == Method::POST && request.uri().path() == "/admin/log-level" {
             return log_level(request).await;
         }
+        if request.method() == Method::POST && request.uri().path() == "/admin/purge" {
+            let peer = request.extensions().get::<AdminPeer>().map(|p| p.0);
+            return purge::handle(&self.shared, request, peer).await;
+        }
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/") => {
@@ -122,6 +131,7 @@ impl Admin {
                 }
             }
             (&Method::GET, "/metrics") => {
+                self.shared.refresh_gauges();
                 let mut response =
                     Response::new(Full::new(Bytes::from(self.shared.metrics.render())));
                 response.headers_mut().insert(
@@ -143,7 +153,7 @@ impl Admin {
             (
                 _,
                 "/" | "/healthz" | "/readyz" | "/metrics" | "/admin/reload" | "/admin/log-level"
-                | "/admin/stats" | "/admin/alerts",
+                | "/admin/stats" | "/admin/alerts" | "/admin/purge",
             ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
@@ -207,7 +217,7 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> 
 /// Serves the admin API on `listener` until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -221,7 +231,8 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>, mut shutdown: watch
         let admin = Arc::clone(&admin);
         let mut connection_shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
+            let service = service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(AdminPeer(peer));
                 let admin = Arc::clone(&admin);
                 async move { Ok::<_, Infallible>(admin.handle(request).await) }
             });

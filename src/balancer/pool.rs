@@ -316,6 +316,19 @@ impl BackendPool {
     ) -> Option<HealthTransition> {
         let state = Arc::clone(flight.state());
         drop(flight);
+        self.observe(&state, outcome, latency, now)
+    }
+
+    /// [`finish`](Self::finish) without ending the request: feeds a response head's outcome
+    /// and latency while the [`InFlight`] guard stays with the response body, so the backend
+    /// counts the request in flight until its last byte.
+    pub fn observe(
+        &self,
+        state: &Arc<BackendState>,
+        outcome: Outcome,
+        latency: Duration,
+        now: Instant,
+    ) -> Option<HealthTransition> {
         let at = stamp(now);
         if outcome != Outcome::Cancelled {
             let ewma = &self.options.ewma;

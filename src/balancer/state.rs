@@ -176,6 +176,14 @@ impl BackendState {
         bump_generation();
     }
 
+    /// Whether a pick may use the backend at `now`: healthy by active checks, not ejected and
+    /// not draining (a pool that fails open may still use an ineligible one).
+    pub fn eligible(&self, now: Instant) -> bool {
+        self.health() == HealthStatus::Healthy
+            && self.admin() == AdminState::Active
+            && !self.is_ejected(now)
+    }
+
     /// Until when passive detection ejected the backend, if an ejection was ever published
     /// (the instant may be past).
     pub fn ejected_until(&self) -> Option<Instant> {

@@ -91,7 +91,9 @@ pub use lookup::{
     Hit, Lookup, MissKind, OnError, ServeStale, Stale, StaleReason, UpstreamFailure, stale_on_error,
 };
 pub use policy::{Cacheability, NoCacheReason, StorePlan, cacheability};
-pub use purge::{PurgeKind, PurgeMode, PurgeOutcome, PurgeRequest, PurgeRun, PurgeTarget};
+pub use purge::{
+    PurgeActor, PurgeKind, PurgeMode, PurgeOutcome, PurgeRequest, PurgeRun, PurgeTarget, audit,
+};
 pub use range::RangeAnswer;
 pub use respond::{CACHE_STATUS, CacheStatus, Facing, Fwd, set_age, strip_for_client};
 pub use rules::{CacheRules, ClientNoCache, Heuristic, SetCookie, StatusRule};

@@ -351,3 +351,68 @@ impl TagIndex {
         self.tags.len()
     }
 }
+
+/// How a purge was asked for, for the audit line.
+#[derive(Clone, Copy, Debug)]
+pub struct PurgeActor<'a> {
+    /// The client's address.
+    pub client: &'a str,
+    /// `"admin"` (the JSON API) or `"PURGE"` (the method on a data listener).
+    pub channel: &'static str,
+    /// How the client proved it may purge: `"token"`, `"network"` or `"none"`.
+    pub credential: &'static str,
+}
+
+/// The most targets named in one audit line; the count is always given.
+const AUDITED_TARGETS: usize = 20;
+
+/// Writes the one audit line of a purge: who, what, how many matched, soft or hard, dry run;
+/// or, for a refused purge, who and why (`refused`). Target `sluice::audit`, level info.
+pub fn audit(actor: PurgeActor<'_>, request: &PurgeRequest, result: Result<&PurgeOutcome, &str>) {
+    let mut targets = String::new();
+    for target in request.targets.iter().take(AUDITED_TARGETS) {
+        if !targets.is_empty() {
+            targets.push(' ');
+        }
+        targets.push_str(target.kind().as_str());
+        match target {
+            PurgeTarget::Url(text)
+            | PurgeTarget::Prefix(text)
+            | PurgeTarget::Tag(text)
+            | PurgeTarget::Host(text) => {
+                targets.push(':');
+                targets.extend(text.chars().filter(|c| !c.is_control()).take(512));
+            }
+            PurgeTarget::Everything => {}
+        }
+    }
+    let soft = request.mode == PurgeMode::Soft;
+    let dry_run = request.run == PurgeRun::DryRun;
+    match result {
+        Ok(outcome) => tracing::info!(
+            target: "sluice::audit",
+            client = actor.client,
+            channel = actor.channel,
+            credential = actor.credential,
+            targets = %targets,
+            target_count = request.targets.len(),
+            soft,
+            dry_run,
+            matched = outcome.matched,
+            bytes = outcome.bytes,
+            "purge"
+        ),
+        Err(refused) => tracing::warn!(
+            target: "sluice::audit",
+            client = actor.client,
+            channel = actor.channel,
+            credential = actor.credential,
+            targets = %targets,
+            target_count = request.targets.len(),
+            soft,
+            dry_run,
+            refused,
+            "purge refused"
+        ),
+    }
+}

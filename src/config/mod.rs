@@ -5,7 +5,9 @@
 //! line and key instead of stopping at the first. This module knows nothing of sockets; the
 //! listeners and the pipeline take what they need from `Config`.
 
+mod cache;
 pub mod locate;
+mod pool;
 pub mod raw;
 mod units;
 mod validate;
@@ -16,6 +18,8 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use cache::{CacheStoreConfig, Facing, PurgeConfig, RouteCache};
+pub use pool::PoolBalance;
 pub use units::{parse_duration, parse_size};
 
 /// A validated configuration. Built only by [`Config::load`], [`Config::parse`] or code that
@@ -29,6 +33,10 @@ pub struct Config {
     pub headers: HeaderPolicy,
     pub access_log: AccessLog,
     pub monitoring: Monitoring,
+    /// The cache store (used only when a route caches).
+    pub cache: CacheStoreConfig,
+    /// Who may purge.
+    pub purge: PurgeConfig,
     pub pools: Vec<PoolConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -42,6 +50,8 @@ pub struct ListenerConfig {
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: NonZeroUsize,
     pub tls: Option<TlsConfig>,
+    /// Who the listener answers: a CDN keeps the purge-tag headers.
+    pub facing: Facing,
 }
 
 /// TLS on a listener: one or more certificates, chosen by SNI.
@@ -187,12 +197,6 @@ pub enum UpstreamProtocol {
     Http2,
 }
 
-/// The balancing algorithm of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    RoundRobin,
-}
-
 /// A named set of backends.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -202,7 +206,8 @@ pub struct PoolConfig {
     pub protocol: UpstreamProtocol,
     pub ca: Option<PathBuf>,
     pub server_name: Option<String>,
-    pub algorithm: Algorithm,
+    /// Algorithm, health checks, outlier detection, slow start, retries and limits.
+    pub balance: PoolBalance,
 }
 
 /// One backend address.
@@ -231,6 +236,11 @@ pub struct RouteConfig {
     pub hosts: Vec<HostPattern>,
     pub path_prefix: String,
     pub pool: String,
+    /// Caching on this route; `None` passes everything through.
+    pub cache: Option<RouteCache>,
+    /// Non-idempotent requests without a body may be retried too. A request whose body has
+    /// been sent is never retried.
+    pub retryable: bool,
 }
 
 /// One problem in a config file.
@@ -311,8 +321,12 @@ pub fn one_line(
     to: &[String],
     admin: Option<SocketAddr>,
     access_log: &str,
+    cache: Option<&str>,
 ) -> Result<Config, ConfigError> {
     let mut source = String::new();
+    if let Some(size) = cache {
+        source.push_str(&format!("[cache]\nsize = {}\n\n", toml_string(size)));
+    }
     source.push_str(&format!(
         "[[listeners]]\nname = \"main\"\naddr = \"{listen}\"\n\n"
     ));
@@ -328,6 +342,9 @@ pub fn one_line(
         ));
     }
     source.push_str("\n[[routes]]\nname = \"main\"\npool = \"main\"\n");
+    if cache.is_some() {
+        source.push_str("[routes.cache]\n");
+    }
     Config::parse(&source, "(command line)", Path::new("."))
 }
 

@@ -26,6 +26,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub monitoring: RawMonitoring,
     #[serde(default)]
+    pub cache: RawCache,
+    #[serde(default)]
+    pub purge: RawPurge,
+    #[serde(default)]
     pub pools: BTreeMap<String, RawPool>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -40,6 +44,8 @@ pub struct RawListener {
     pub http2: Option<bool>,
     pub max_connections: Option<i64>,
     pub tls: Option<RawTls>,
+    /// `"client"` (default) or `"cdn"`: a CDN-facing listener keeps the purge-tag headers.
+    pub facing: Option<String>,
 }
 
 /// `[listeners.tls]`
@@ -148,8 +154,68 @@ pub struct RawPool {
     pub ca: Option<String>,
     /// The TLS server name to send and verify (default: the backend host).
     pub server_name: Option<String>,
-    /// Load-balancing algorithm (default `"round_robin"` until the pool issue lands).
+    /// Load-balancing algorithm (default `"p2c_ewma"`).
     pub algorithm: Option<String>,
+    /// What consistent hashing hashes: `"path"`, `"header:NAME"`, `"cookie:NAME"` or
+    /// `"client_ip"` (default).
+    pub hash_on: Option<String>,
+    /// Bounded load of consistent hashing: a backend takes at most this many times its share.
+    pub hash_load_factor: Option<f64>,
+    /// Active health checks; none without this table.
+    pub health: Option<RawHealth>,
+    /// Passive outlier detection (on by default).
+    pub outlier: Option<RawOutlier>,
+    /// The ramp-up window of new and recovered backends (default: none).
+    pub slow_start: Option<String>,
+    pub retry_budget: Option<RawRetryBudget>,
+    /// Response statuses retried on another backend (default: none, only connect failures).
+    pub retry_on: Option<Vec<i64>>,
+    /// Requests in flight to one backend at most (default: unlimited).
+    pub max_connections_per_backend: Option<i64>,
+    /// Requests in flight to the whole pool at most: the circuit breaker (default: unlimited).
+    pub max_pending_requests: Option<i64>,
+}
+
+/// `[pools.NAME.health]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub path: Option<String>,
+    pub interval: Option<String>,
+    pub jitter: Option<String>,
+    pub timeout: Option<String>,
+    /// `200`, or a range `"200-399"`.
+    pub expected_status: Option<RawStatus>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+}
+
+/// A status or a range of statuses.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawStatus {
+    Code(i64),
+    Range(String),
+}
+
+/// `[pools.NAME.outlier]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlier {
+    pub enabled: Option<bool>,
+    pub consecutive_5xx: Option<i64>,
+    pub consecutive_connect_failures: Option<i64>,
+    pub base_ejection: Option<String>,
+    pub max_ejection: Option<String>,
+    pub max_ejected_share: Option<f64>,
+}
+
+/// `[pools.NAME.retry_budget]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetryBudget {
+    pub ratio: Option<f64>,
+    pub min_per_second: Option<i64>,
 }
 
 /// `[[pools.NAME.backends]]`
@@ -169,4 +235,89 @@ pub struct RawRoute {
     pub hosts: Vec<String>,
     pub path_prefix: Option<String>,
     pub pool: String,
+    /// Retry non-idempotent requests without a body too (default false).
+    pub retryable: Option<bool>,
+    /// `[routes.cache]`: caching on this route (off without the table).
+    pub cache: Option<RawRouteCache>,
+}
+
+/// `[cache]`: the one store every caching route shares.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// The byte budget of the store: headers, bodies and metadata (default 256MiB).
+    pub size: Option<RawSize>,
+    /// Store shards (default: 4 per CPU, at least 16).
+    pub shards: Option<i64>,
+    /// How often expired entries are swept (default 1s).
+    pub sweep_interval: Option<String>,
+}
+
+/// `[purge]`: who may purge.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPurge {
+    /// The bearer token for `POST /admin/purge` and `PURGE` (none: only `allow` may PURGE and
+    /// the admin API refuses every purge).
+    pub token: Option<String>,
+    /// A file holding the token (its first line), instead of `token`.
+    pub token_file: Option<String>,
+    /// Client networks (CIDR) allowed to send `PURGE` on a data listener without a token.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// `[routes.cache]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteCache {
+    /// Cache on this route (default true once the table exists).
+    pub enabled: Option<bool>,
+    /// Freshness for storable responses whose origin gives none (default: none).
+    pub default_ttl: Option<String>,
+    /// Heuristic freshness from Last-Modified (default true).
+    pub heuristic: Option<bool>,
+    /// The cap on heuristic freshness (default 1d).
+    pub heuristic_cap: Option<String>,
+    pub max_object_size: Option<RawSize>,
+    /// Methods whose responses are stored (default `["GET"]`).
+    pub methods: Option<Vec<String>>,
+    /// Statuses that may be stored (default: RFC 9111's).
+    pub statuses: Option<Vec<i64>>,
+    /// `"honour"` (default) or `"ignore"` a client's `Cache-Control: no-cache`.
+    pub client_no_cache: Option<String>,
+    /// `"skip"` (default) or `"store"` responses that set cookies.
+    pub set_cookie: Option<String>,
+    /// The most staleness ever served (default 1d).
+    pub max_stale: Option<String>,
+    /// How long an expired entry with a validator is kept for revalidation (default 1h).
+    pub revalidation_window: Option<String>,
+    /// How long a request waits for another's fetch of the same key (default 10s).
+    pub coalesce_timeout: Option<String>,
+    #[serde(default)]
+    pub key: RawCacheKey,
+}
+
+/// `[routes.cache.key]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheKey {
+    /// `"keep"` (default), `"ignore"` (the whole query) or a list of parameters to drop.
+    pub query: Option<RawQuery>,
+    /// Sort query parameters by name (default false).
+    pub sort_query: Option<bool>,
+    /// Request headers added to the key.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Cookies (by name) added to the key.
+    #[serde(default)]
+    pub cookies: Vec<String>,
+}
+
+/// `query = "keep" | "ignore" | ["utm_source", ...]`
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawQuery {
+    Mode(String),
+    Drop(Vec<String>),
 }

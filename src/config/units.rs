@@ -8,7 +8,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} needs a unit (ms, s, m or h)"))?;
+        .ok_or_else(|| format!("{text:?} needs a unit (ms, s, m, h or d)"))?;
     let (number, unit) = text.split_at(split);
     let value: u64 = number
         .parse()
@@ -18,9 +18,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value.checked_mul(1000),
         "m" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
+        "d" => value.checked_mul(86_400_000),
         other => {
             return Err(format!(
-                "{text:?} has an unknown unit {other:?} (ms, s, m or h)"
+                "{text:?} has an unknown unit {other:?} (ms, s, m, h or d)"
             ));
         }
     };

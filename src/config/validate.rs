@@ -14,7 +14,7 @@ use super::units::{parse_duration, parse_size};
 use super::*;
 
 /// Collects problems, each with the key path it is about; lines are found at the end.
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     file: &'a str,
     source: &'a str,
     document: Option<Document<&'a str>>,
@@ -22,7 +22,7 @@ struct Problems<'a> {
 }
 
 impl<'a> Problems<'a> {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         let key = key.into();
         let line = self
             .document
@@ -81,7 +81,7 @@ pub(super) fn parse(source: &str, file: &str, base: &Path) -> Result<Config, Con
     }
 }
 
-fn duration(
+pub(super) fn duration(
     problems: &mut Problems<'_>,
     key: &str,
     raw: &Option<String>,
@@ -103,7 +103,12 @@ fn duration(
     }
 }
 
-fn size(problems: &mut Problems<'_>, key: &str, raw: &Option<RawSize>, default: u64) -> u64 {
+pub(super) fn size(
+    problems: &mut Problems<'_>,
+    key: &str,
+    raw: &Option<RawSize>,
+    default: u64,
+) -> u64 {
     let parsed = match raw {
         None => return default,
         Some(RawSize::Bytes(n)) => u64::try_from(*n).map_err(|_| format!("{n} is negative")),
@@ -122,7 +127,12 @@ fn size(problems: &mut Problems<'_>, key: &str, raw: &Option<RawSize>, default: 
     }
 }
 
-fn count(problems: &mut Problems<'_>, key: &str, raw: Option<i64>, default: usize) -> usize {
+pub(super) fn count(
+    problems: &mut Problems<'_>,
+    key: &str,
+    raw: Option<i64>,
+    default: usize,
+) -> usize {
     match raw {
         None => default,
         Some(n) => match usize::try_from(n) {
@@ -341,6 +351,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
                 max_connections: NonZeroUsize::new(max_connections)
                     .unwrap_or(limits.max_connections),
                 tls,
+                facing: super::cache::facing(problems, &prefix, listener.facing.as_deref()),
             });
         }
     }
@@ -428,16 +439,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
                 UpstreamProtocol::Http1
             }
         };
-        let algorithm = match pool.algorithm.as_deref() {
-            None | Some("round_robin") => Algorithm::RoundRobin,
-            Some(other) => {
-                problems.add(
-                    format!("{prefix}.algorithm"),
-                    format!("{other:?} is not a known algorithm (round_robin)"),
-                );
-                Algorithm::RoundRobin
-            }
-        };
+        let balance = super::pool::balance(problems, &prefix, pool);
         let ca = pool.ca.as_ref().map(|c| base.join(c));
         if let Some(ca) = &ca
             && !ca.is_file()
@@ -489,7 +491,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
             protocol,
             ca,
             server_name: pool.server_name.clone(),
-            algorithm,
+            balance,
         });
     }
 
@@ -532,13 +534,22 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
                 format!("no pool is called {:?}", route.pool),
             );
         }
+        let cache = route
+            .cache
+            .as_ref()
+            .and_then(|c| super::cache::route_cache(problems, &format!("{prefix}.cache"), c));
         routes.push(RouteConfig {
             name,
             hosts,
             path_prefix,
             pool: route.pool.clone(),
+            cache,
+            retryable: route.retryable.unwrap_or(false),
         });
     }
+
+    let cache = super::cache::store(problems, &raw.cache);
+    let purge = super::cache::purge(problems, &raw.purge, base);
 
     Config {
         listeners,
@@ -548,6 +559,8 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
         headers,
         access_log,
         monitoring,
+        cache,
+        purge,
         pools,
         routes,
     }

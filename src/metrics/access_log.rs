@@ -34,6 +34,8 @@ pub struct AccessRecord<'a> {
     pub route: &'a str,
     pub upstream: Option<String>,
     pub upstream_duration_ms: Option<f64>,
+    /// How the cache answered (`hit`, `miss`, ...), on caching routes.
+    pub cache: Option<&'a str>,
     pub error: Option<&'a str>,
 }
 

@@ -6,6 +6,8 @@
 
 pub mod access_log;
 pub mod alerts;
+pub mod backend_metrics;
+pub mod cache_metrics;
 pub mod connections;
 pub mod procfs;
 mod resource_metrics;
@@ -88,6 +90,8 @@ pub struct Metrics {
     config_generation: IntGauge,
     config_reloads: IntCounterVec,
     access_log_dropped: IntCounter,
+    cache_requests: IntCounterVec,
+    backends: backend_metrics::BackendFamilies,
 }
 
 /// Handles for one route, resolved once per snapshot, or nothing when per-request metrics are
@@ -311,11 +315,14 @@ impl Metrics {
                 "Access log lines dropped because the writer fell behind.",
             )?,
         );
+        let cache_requests = register(&registry, cache_metrics::requests_counter()?);
         // Both outcomes exist from the start, so increase() sees the first failure.
         for outcome in [ReloadOutcome::Success, ReloadOutcome::Failure] {
             config_reloads.with_label_values(&[outcome.as_str()]);
         }
+        let backends = backend_metrics::BackendFamilies::new(&registry)?;
         Ok(Metrics {
+            backends,
             registry,
             requests,
             request_duration,
@@ -330,7 +337,13 @@ impl Metrics {
             config_generation,
             config_reloads,
             access_log_dropped,
+            cache_requests,
         })
+    }
+
+    /// Cache outcome counters for the caching route called `route`.
+    pub fn route_cache(&self, route: &str) -> cache_metrics::RouteCacheMetrics {
+        cache_metrics::route_handles(&self.cache_requests, route)
     }
 
     /// Handles for the route called `route`.
@@ -344,6 +357,21 @@ impl Metrics {
             response_bytes: self.response_bytes.with_label_values(&[route]),
             retries: self.upstream_retries.with_label_values(&[route]),
         })))
+    }
+
+    /// Handles for pool `pool` and its backends, by address, in pool order.
+    pub fn pool(&self, pool: &str, backends: Vec<String>) -> backend_metrics::PoolMetrics {
+        self.backends.pool(pool, backends)
+    }
+
+    /// Sets a backend's in-flight and healthy gauges (at scrape time, from its live state).
+    pub fn set_backend_state(&self, pool: &str, backend: &str, in_flight: u64, healthy: bool) {
+        self.backends.set_state(pool, backend, in_flight, healthy);
+    }
+
+    /// Forgets the series of a backend that left its pool.
+    pub fn remove_backend(&self, pool: &str, backend: &str) {
+        self.backends.remove(pool, backend);
     }
 
     /// Handles for the listener called `listener` (every protocol's gauge exists from the
@@ -377,6 +405,12 @@ impl Metrics {
             self.config_generation
                 .set(i64::try_from(generation).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Records the live generation after a change that is not a file reload (admin, DNS).
+    pub fn set_generation(&self, generation: u64) {
+        self.config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
     }
 
     /// The counter of dropped access log lines.

@@ -32,7 +32,7 @@ pub const CACHE_REQUESTS: &str = "sluice_cache_requests_total";
 pub const BACKEND_HEALTHY: &str = "sluice_backend_healthy";
 
 /// Cache statuses that count as a hit (a response served from the cache).
-pub const CACHE_HIT_STATUSES: &[&str] = &["hit", "stale"];
+pub const CACHE_HIT_STATUSES: &[&str] = &["hit", "stale", "collapsed"];
 /// The cache status of requests the cache was not asked about: left out of the ratio.
 pub const CACHE_BYPASS_STATUS: &str = "bypass";
 

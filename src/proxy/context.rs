@@ -17,6 +17,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The listener's name.
     pub listener: Arc<str>,
+    /// Who the listener answers (a CDN keeps purge-tag headers).
+    pub facing: crate::cache::Facing,
     /// Requests in flight on this connection, for the idle timeout.
     pub activity: Arc<ConnActivity>,
 }

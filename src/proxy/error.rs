@@ -34,6 +34,8 @@ pub enum ProxyError {
     NoRoute,
     #[error("the pool has no backend to pick")]
     NoBackend,
+    #[error("the pool has its maximum of requests in flight")]
+    PoolSaturated,
     #[error("connecting to the backend failed: {0}")]
     Connect(String),
     #[error("the backend did not answer in time")]
@@ -50,6 +52,12 @@ pub enum ProxyError {
     MethodNotAllowed,
     #[error("the client closed the request body early: {0}")]
     DownstreamBody(String),
+    #[error("only-if-cached and nothing usable is stored")]
+    OnlyIfCached,
+    #[error("purge without a valid token")]
+    PurgeUnauthorised,
+    #[error("purge from a client that is not allowed")]
+    PurgeForbidden,
 }
 
 impl ProxyError {
@@ -57,13 +65,16 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoBackend | ProxyError::PoolSaturated => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect(_) | ProxyError::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::BadRequest(_) | ProxyError::DownstreamBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::OnlyIfCached => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::PurgeUnauthorised => StatusCode::UNAUTHORIZED,
+            ProxyError::PurgeForbidden => StatusCode::FORBIDDEN,
         }
     }
 
@@ -75,8 +86,12 @@ impl ProxyError {
             | ProxyError::HeadTooLarge
             | ProxyError::BadRequest(_)
             | ProxyError::MethodNotAllowed
-            | ProxyError::DownstreamBody(_) => Side::Downstream,
+            | ProxyError::DownstreamBody(_)
+            | ProxyError::OnlyIfCached
+            | ProxyError::PurgeUnauthorised
+            | ProxyError::PurgeForbidden => Side::Downstream,
             ProxyError::NoBackend
+            | ProxyError::PoolSaturated
             | ProxyError::Connect(_)
             | ProxyError::UpstreamTimeout
             | ProxyError::UpstreamProtocol(_) => Side::Upstream,
@@ -88,6 +103,7 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => "no_route",
             ProxyError::NoBackend => "no_backend",
+            ProxyError::PoolSaturated => "pool_saturated",
             ProxyError::Connect(_) => "connect",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::UpstreamProtocol(_) => "upstream_protocol",
@@ -96,6 +112,9 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::DownstreamBody(_) => "downstream_body",
             ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::OnlyIfCached => "only_if_cached",
+            ProxyError::PurgeUnauthorised => "purge_unauthorised",
+            ProxyError::PurgeForbidden => "purge_forbidden",
         }
     }
 
@@ -130,12 +149,16 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => "404 Not Found: no route for this host and path\n",
             ProxyError::NoBackend => "503 Service Unavailable: no backend available\n",
+            ProxyError::PoolSaturated => "503 Service Unavailable: too many requests pending\n",
             ProxyError::Connect(_) | ProxyError::UpstreamProtocol(_) => "502 Bad Gateway\n",
             ProxyError::UpstreamTimeout => "504 Gateway Timeout\n",
             ProxyError::BodyTooLarge => "413 Content Too Large\n",
             ProxyError::HeadTooLarge => "431 Request Header Fields Too Large\n",
             ProxyError::BadRequest(_) | ProxyError::DownstreamBody(_) => "400 Bad Request\n",
             ProxyError::MethodNotAllowed => "405 Method Not Allowed\n",
+            ProxyError::OnlyIfCached => "504 Gateway Timeout: not in cache (only-if-cached)\n",
+            ProxyError::PurgeUnauthorised => "401 Unauthorized: purge needs a bearer token\n",
+            ProxyError::PurgeForbidden => "403 Forbidden: purge not allowed\n",
         }
     }
 }

@@ -7,11 +7,15 @@
 //! This module knows nothing of listeners or TLS: it gets a request and a [`ConnInfo`].
 
 pub mod body;
+mod caching;
 pub mod context;
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod health_checker;
+mod purge;
 pub mod route;
+mod tee;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -30,9 +34,9 @@ pub use context::{ActiveRequest, ConnActivity, ConnInfo};
 pub use error::{ProxyError, Side};
 
 use crate::balancer::InFlight;
-use crate::metrics::RouteMetrics;
 use crate::metrics::access_log::{AccessLog, AccessRecord, millis, rfc3339};
-use crate::shared::{Shared, Snapshot};
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::shared::{PoolRuntime, RouteRuntime, Shared, Snapshot};
 
 /// The pipeline, shared by every connection of every listener.
 pub struct Proxy {
@@ -61,9 +65,37 @@ pub(crate) struct RequestRecord {
     route: Option<Arc<str>>,
     upstream: Option<SocketAddr>,
     upstream_elapsed: Option<std::time::Duration>,
+    cache: Option<&'static str>,
     error: Option<&'static str>,
     _backend: Option<InFlight>,
     _active: ActiveRequest,
+}
+
+impl RequestRecord {
+    /// The record of a request Sluice makes on its own behalf (a background revalidation). It
+    /// is never finished, so it is neither counted nor logged as a client request.
+    pub(crate) fn detached(shared: &Shared, request_id: String, conn: &ConnInfo) -> RequestRecord {
+        RequestRecord {
+            access_log: shared.access_log.clone(),
+            metrics: None,
+            wall: SystemTime::now(),
+            started: Instant::now(),
+            request_id,
+            client: conn.peer,
+            method: Method::GET,
+            host: String::new(),
+            path: String::new(),
+            version: Version::HTTP_11,
+            status: 0,
+            route: None,
+            upstream: None,
+            upstream_elapsed: None,
+            cache: None,
+            error: None,
+            _backend: None,
+            _active: conn.activity.start(),
+        }
+    }
 }
 
 fn protocol_name(version: Version) -> &'static str {
@@ -97,6 +129,7 @@ impl body::Finish for RequestRecord {
                 route: self.route.as_deref().unwrap_or("-"),
                 upstream: self.upstream.map(|a| a.to_string()),
                 upstream_duration_ms: self.upstream_elapsed.map(millis),
+                cache: self.cache,
                 error: self.error.or(error),
             });
         }
@@ -221,6 +254,7 @@ impl Proxy {
             route: None,
             upstream: None,
             upstream_elapsed: None,
+            cache: None,
             error: None,
             _backend: None,
             _active: conn.activity.start(),
@@ -260,7 +294,7 @@ impl Proxy {
     #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
         mut parts: http::request::Parts,
         body: Incoming,
         host: Option<&str>,
@@ -286,52 +320,37 @@ impl Proxy {
             .pools
             .get(route.pool)
             .ok_or(ProxyError::NoBackend)?;
-        // 3-4 cache lookup and coalescing: pass-through until the cache lands.
-        // 5 pick, 6 forward
-        let upgrade = headers::upgrade_request(&parts.headers, parts.version).cloned();
-        let rewrite = &snapshot.rewrite;
-        let policy = &rewrite.policy;
-        let original_host = match parts.uri.authority() {
-            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-            None => parts.headers.get(header::HOST).cloned(),
-        };
-        let forwarding = headers::Forwarding {
-            client: conn.peer.ip(),
-            client_value: &conn.peer_value,
-            host_value: original_host.as_ref(),
-            proto: if conn.tls { "https" } else { "http" },
-            host,
-            version: parts.version,
-            request_id: &record.request_id,
-            upgrade: upgrade.as_ref(),
-        };
-        let has_body = body_expected(&parts);
-        let mut upstream_headers = std::mem::take(&mut parts.headers);
-        headers::prepare_request(&mut upstream_headers, &forwarding, rewrite);
-        let outbound = forward::Outbound {
-            method: parts.method.clone(),
-            path: parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            headers: upstream_headers,
-            original_host: if policy.preserve_host {
-                original_host
-            } else {
-                None
-            },
-            body: has_body.then_some(body),
-        };
-        let mut response = forward::exchange(
+        let upstream = Upstream {
             snapshot,
             route,
+            route_index: index,
             pool,
-            outbound,
-            record,
-            &self.shared.metrics,
-        )
-        .await?;
+            conn,
+            host,
+            metrics: &self.shared.metrics,
+        };
+        if parts.method.as_str() == "PURGE" {
+            return purge::handle(&self.shared, &upstream, &parts, &record.request_id);
+        }
+        // 3-4 lookup and coalescing, 7 store: the caching path.
+        if let Some(settings) = route.config.cache.as_ref()
+            && downstream_upgrade.is_none()
+        {
+            return caching::serve(&self.shared, &upstream, settings, parts, body, record).await;
+        }
+        // 5 pick, 6 forward
+        let has_body = body_expected(&parts, &body);
+        let headers = std::mem::take(&mut parts.headers);
+        let mut response = upstream
+            .fetch(
+                &parts.method,
+                &parts.uri,
+                parts.version,
+                headers,
+                has_body.then_some(body),
+                record,
+            )
+            .await?;
 
         // 8 respond
         let upgraded =
@@ -342,7 +361,12 @@ impl Proxy {
         }
         let version = response.version();
         let (mut response_parts, incoming) = response.into_parts();
-        headers::prepare_response(&mut response_parts.headers, version, rewrite, upgraded);
+        headers::prepare_response(
+            &mut response_parts.headers,
+            version,
+            &snapshot.rewrite,
+            upgraded,
+        );
         response_parts.version = parts.version;
         let body = if upgraded {
             ResponseBody::empty()
@@ -353,12 +377,85 @@ impl Proxy {
     }
 }
 
+/// Where a request goes upstream: everything steps 5 and 6 need, borrowed from the snapshot
+/// the request loaded.
+pub(crate) struct Upstream<'a> {
+    pub snapshot: &'a Arc<Snapshot>,
+    pub route: &'a RouteRuntime,
+    /// The route's position in `snapshot.routes`.
+    pub route_index: usize,
+    pub pool: &'a PoolRuntime,
+    pub conn: &'a ConnInfo,
+    pub host: Option<&'a str>,
+    pub metrics: &'a Metrics,
+}
+
+impl Upstream<'_> {
+    /// `"https"` when the client came over TLS: the scheme of cache keys.
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.conn.tls { "https" } else { "http" }
+    }
+
+    /// Steps 5 and 6: rewrites the client's `headers`, picks a backend and sends.
+    pub(crate) async fn fetch(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        version: Version,
+        mut headers: http::HeaderMap,
+        body: Option<Incoming>,
+        record: &mut RequestRecord,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let upgrade = headers::upgrade_request(&headers, version).cloned();
+        let rewrite = &self.snapshot.rewrite;
+        let original_host = match uri.authority() {
+            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+            None => headers.get(header::HOST).cloned(),
+        };
+        let forwarding = headers::Forwarding {
+            client: self.conn.peer.ip(),
+            client_value: &self.conn.peer_value,
+            host_value: original_host.as_ref(),
+            proto: self.scheme(),
+            host: self.host,
+            version,
+            request_id: &record.request_id,
+            upgrade: upgrade.as_ref(),
+        };
+        headers::prepare_request(&mut headers, &forwarding, rewrite);
+        let outbound = forward::Outbound {
+            method: method.clone(),
+            path: uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            headers,
+            original_host: if rewrite.policy.preserve_host {
+                original_host
+            } else {
+                None
+            },
+            body,
+        };
+        forward::exchange(
+            self.snapshot,
+            self.route,
+            self.pool,
+            outbound,
+            record,
+            self.metrics,
+        )
+        .await
+    }
+}
+
 /// Whether a request can carry a body worth streaming: a body was announced, or the protocol
-/// may send one without announcing its length (HTTP/2 DATA without content-length).
-fn body_expected(parts: &http::request::Parts) -> bool {
+/// may send one without announcing its length (HTTP/2 DATA without content-length) and the
+/// stream has not already ended with its head.
+fn body_expected(parts: &http::request::Parts, body: &Incoming) -> bool {
     parts.headers.contains_key(header::CONTENT_LENGTH)
         || parts.headers.contains_key(header::TRANSFER_ENCODING)
-        || parts.version == Version::HTTP_2
+        || (parts.version == Version::HTTP_2 && !hyper::body::Body::is_end_stream(body))
 }
 
 /// Copies bytes both ways between an upgraded client and backend until either side closes.
@@ -393,6 +490,12 @@ fn error_response(error: &ProxyError, request_id: &str) -> Response<ResponseBody
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert(headers::X_REQUEST_ID.clone(), id);
+    }
+    if matches!(error, ProxyError::PurgeUnauthorised) {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"sluice purge\""),
+        );
     }
     if matches!(
         error,

@@ -75,6 +75,8 @@ mod tests {
             hosts,
             path_prefix: prefix.into(),
             pool: "p".into(),
+            cache: None,
+            retryable: false,
         }
     }
 

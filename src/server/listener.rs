@@ -34,6 +34,7 @@ pub struct ListenerSpec {
     pub timeouts: Timeouts,
     pub tls: Option<TlsAcceptor>,
     pub metrics: ListenerMetrics,
+    pub facing: crate::cache::Facing,
     builder: auto::Builder<TokioExecutor>,
 }
 
@@ -76,6 +77,7 @@ impl ListenerSpec {
             timeouts,
             tls,
             metrics,
+            facing: config.facing,
             builder,
         }
     }
@@ -148,6 +150,7 @@ async fn connection(
         peer_value,
         tls: spec.tls.is_some(),
         listener: Arc::clone(&spec.name),
+        facing: spec.facing,
         activity: Arc::new(ConnActivity::new()),
     });
     match &spec.tls {

@@ -1,0 +1,657 @@
+//! Steps 3, 4, 7 and 8 of the pipeline on a caching route: lookup, coalescing, revalidation,
+//! store and the cache's part of the response (`Age`, `Cache-Status`, Range, HEAD, 304s).
+//!
+//! The decisions are the cache library's (`cache::policy`, `cache::lookup`,
+//! `cache::conditional`); this module sends and receives, following the call order in
+//! `cache/mod.rs`. It never holds a store reference across an `.await`: lookups return `Arc`s.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{
+    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, HOST, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
+};
+use http::{HeaderMap, Method, Response, StatusCode, request, response};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use super::tee::{PendingStore, Tee};
+use super::{ProxyError, RequestRecord, ResponseBody, Side, Upstream, body_expected, headers};
+use crate::cache::{
+    CACHE_STATUS, CacheEvent, CacheKey, CacheStatus, Cacheability, Coalesced, Entry, Facing, Fwd,
+    Join, Leader, Lookup, MissKind, OnError, RangeAnswer, Refresh, RequestHead, ResponseHead,
+    Revalidation, ServeStale, Stale, UpstreamFailure, answer_conditional, cacheability,
+    invalidation_targets, prepare_revalidation, range, refresh, set_age, stale_on_error,
+    strip_for_client,
+};
+use crate::config::RouteCache;
+use crate::metrics::cache_metrics::CacheOutcome;
+use crate::shared::Shared;
+
+/// One request on a caching route.
+pub(super) async fn serve(
+    shared: &Arc<Shared>,
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    parts: request::Parts,
+    body: Incoming,
+    record: &mut RequestRecord,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let rules = &settings.rules;
+    let readable = parts.method == Method::GET || parts.method == Method::HEAD;
+    if !readable && !rules.methods.contains(&parts.method) {
+        return pass(shared, upstream, settings, parts, body, record).await;
+    }
+    let key = match CacheKey::new(&rules.key, upstream.scheme(), RequestHead::from(&parts)) {
+        Ok(key) => key,
+        Err(_) => return pass(shared, upstream, settings, parts, body, record).await,
+    };
+    let body = body_expected(&parts, &body).then_some(body);
+    let lookup = shared
+        .cache
+        .lookup(&key, RequestHead::from(&parts), rules, SystemTime::now());
+    let facing = upstream.conn.facing;
+    match lookup {
+        Lookup::Hit(hit) => {
+            observe(upstream, record, CacheOutcome::Hit);
+            Ok(stored_response(
+                &parts,
+                &hit.entry,
+                hit.age,
+                &CacheStatus::hit(hit.ttl),
+                facing,
+            ))
+        }
+        Lookup::Stale(stale) if stale.serve == ServeStale::WhileRevalidating => {
+            if let Some(leader) = shared.cache.try_lead(&key) {
+                spawn_refresh(
+                    shared,
+                    upstream,
+                    settings,
+                    &parts,
+                    key,
+                    &stale.entry,
+                    leader,
+                );
+            }
+            shared.cache.record(CacheEvent::StaleServed);
+            observe(upstream, record, CacheOutcome::Stale);
+            let status = CacheStatus::hit(stale.ttl).detail("stale-while-revalidate");
+            Ok(stored_response(
+                &parts,
+                &stale.entry,
+                stale.age,
+                &status,
+                facing,
+            ))
+        }
+        Lookup::Stale(stale) => {
+            revalidate(shared, upstream, settings, parts, key, stale, record).await
+        }
+        Lookup::Miss(MissKind::OnlyIfCached) => Err(ProxyError::OnlyIfCached),
+        Lookup::Miss(kind) => {
+            let fwd = match kind {
+                MissKind::VaryMiss => Fwd::VaryMiss,
+                _ => Fwd::UriMiss,
+            };
+            miss(shared, upstream, settings, parts, body, key, fwd, record).await
+        }
+    }
+}
+
+fn observe(upstream: &Upstream<'_>, record: &mut RequestRecord, outcome: CacheOutcome) {
+    record.cache = Some(outcome.as_str());
+    if let Some(metrics) = &upstream.route.cache_metrics {
+        metrics.observe(outcome);
+    }
+}
+
+/// Whether the client sent its own preconditions or a Range: such a request is forwarded as
+/// it is rather than leading a fetch others wait on (its answer may be a 304 or a 206).
+fn is_partial_or_conditional(headers: &HeaderMap) -> bool {
+    [
+        IF_NONE_MATCH,
+        IF_MODIFIED_SINCE,
+        IF_MATCH,
+        IF_UNMODIFIED_SINCE,
+        IF_RANGE,
+        RANGE,
+    ]
+    .iter()
+    .any(|name| headers.contains_key(name))
+}
+
+/// Step 4 and on: nothing usable is stored.
+#[allow(clippy::too_many_arguments)]
+async fn miss(
+    shared: &Arc<Shared>,
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    parts: request::Parts,
+    body: Option<Incoming>,
+    key: CacheKey,
+    fwd: Fwd,
+    record: &mut RequestRecord,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let coalescible =
+        parts.method == Method::GET && body.is_none() && !is_partial_or_conditional(&parts.headers);
+    let leader = if coalescible {
+        match shared.cache.coalesce(&key) {
+            Join::Leader(leader) => Some(leader),
+            Join::Waiter(waiter) => {
+                match shared
+                    .cache
+                    .wait(waiter, &parts.headers, settings.coalesce_timeout)
+                    .await
+                {
+                    Coalesced::Hit(entry) => {
+                        observe(upstream, record, CacheOutcome::Collapsed);
+                        let now = SystemTime::now();
+                        let freshness = entry.freshness();
+                        let status = CacheStatus::hit(freshness.ttl_seconds(now)).collapsed();
+                        return Ok(stored_response(
+                            &parts,
+                            &entry,
+                            freshness.current_age(now),
+                            &status,
+                            upstream.conn.facing,
+                        ));
+                    }
+                    Coalesced::GoToOrigin(_) => None,
+                }
+            }
+        }
+    } else {
+        None
+    };
+    observe(upstream, record, CacheOutcome::Miss);
+    let sent = SystemTime::now();
+    let response = upstream
+        .fetch(
+            &parts.method,
+            &parts.uri,
+            parts.version,
+            parts.headers.clone(),
+            body,
+            record,
+        )
+        .await?;
+    let received = SystemTime::now();
+    Ok(store_or_skip(
+        shared, upstream, settings, &parts, key, leader, fwd, response, sent, received,
+    ))
+}
+
+/// Step 7: stores the response while it streams to the client (when the policy allows), and
+/// step 8 for a forwarded response.
+#[allow(clippy::too_many_arguments)]
+fn store_or_skip(
+    shared: &Arc<Shared>,
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    parts: &request::Parts,
+    key: CacheKey,
+    leader: Option<Leader<Arc<Entry>>>,
+    fwd: Fwd,
+    response: Response<Incoming>,
+    sent: SystemTime,
+    received: SystemTime,
+) -> Response<ResponseBody> {
+    let (mut head, incoming) = upstream_head(upstream, parts, response);
+    let decision = cacheability(
+        RequestHead::from(parts),
+        ResponseHead::new(head.status, &head.headers),
+        &settings.rules,
+        sent,
+        received,
+    );
+    match decision {
+        Cacheability::Store(plan) => {
+            let status = CacheStatus::forward(fwd)
+                .fwd_status(head.status)
+                .stored(plan.freshness.ttl_seconds(received));
+            let pending = PendingStore {
+                cache: Arc::clone(&shared.cache),
+                key,
+                plan,
+                status: head.status,
+                headers: head.headers.clone(),
+                leader,
+                declared: content_length(&head.headers),
+            };
+            client_head(&mut head.headers, upstream.conn.facing, &status);
+            let tee = Tee::new(incoming, pending);
+            Response::from_parts(head, ResponseBody::boxed(UnsyncBoxBody::new(tee)))
+        }
+        Cacheability::Skip(reason) => {
+            if let Some(leader) = leader {
+                leader.release();
+            }
+            let status = CacheStatus::forward(fwd)
+                .fwd_status(head.status)
+                .not_stored(reason);
+            client_head(&mut head.headers, upstream.conn.facing, &status);
+            Response::from_parts(head, ResponseBody::upstream(incoming))
+        }
+    }
+}
+
+/// The response head as the client and the store see it: hop-by-hop fields gone, Via added.
+fn upstream_head(
+    upstream: &Upstream<'_>,
+    parts: &request::Parts,
+    response: Response<Incoming>,
+) -> (response::Parts, Incoming) {
+    let (mut head, incoming) = response.into_parts();
+    headers::prepare_response(
+        &mut head.headers,
+        head.version,
+        &upstream.snapshot.rewrite,
+        false,
+    );
+    head.version = parts.version;
+    (head, incoming)
+}
+
+fn client_head(headers: &mut HeaderMap, facing: Facing, status: &CacheStatus) {
+    strip_for_client(headers, facing);
+    headers.append(CACHE_STATUS.clone(), status.to_header_value());
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse().ok())
+}
+
+/// A stale entry that must be revalidated before use (RFC 9111 4.3.1), or served if the
+/// origin fails and stale-if-error allows (RFC 5861 4).
+#[allow(clippy::too_many_arguments)]
+async fn revalidate(
+    shared: &Arc<Shared>,
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    parts: request::Parts,
+    key: CacheKey,
+    stale: Stale,
+    record: &mut RequestRecord,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let rules = &settings.rules;
+    let entry = stale.entry;
+    let fwd = Fwd::of_stale(stale.reason);
+    let conditional = entry.has_validator();
+    let mut headers = parts.headers.clone();
+    if conditional {
+        prepare_revalidation(&mut headers, &entry);
+    }
+    let sent = SystemTime::now();
+    let result = upstream
+        .fetch(
+            &parts.method,
+            &parts.uri,
+            parts.version,
+            headers,
+            None,
+            record,
+        )
+        .await;
+    let received = SystemTime::now();
+    let facing = upstream.conn.facing;
+    match result {
+        Ok(response) if conditional && response.status() == StatusCode::NOT_MODIFIED => {
+            let head = ResponseHead::from(&response);
+            match refresh(&entry, head, rules, sent, received) {
+                Refresh::Updated(updated) => {
+                    shared
+                        .cache
+                        .record(CacheEvent::Revalidated(Revalidation::NotModified));
+                    observe(upstream, record, CacheOutcome::Revalidated);
+                    let served = shared.cache.store_entry(*updated).unwrap_or(entry);
+                    let freshness = served.freshness();
+                    let status = CacheStatus::forward(fwd)
+                        .fwd_status(StatusCode::NOT_MODIFIED)
+                        .stored(freshness.ttl_seconds(received));
+                    Ok(stored_response(
+                        &parts,
+                        &served,
+                        freshness.current_age(received),
+                        &status,
+                        facing,
+                    ))
+                }
+                Refresh::Mismatch => {
+                    drop(response);
+                    miss(shared, upstream, settings, parts, None, key, fwd, record).await
+                }
+            }
+        }
+        Ok(response)
+            if stale_on_error(
+                &entry,
+                &parts.headers,
+                UpstreamFailure::Status(response.status()),
+                rules,
+                received,
+            ) == OnError::ServeStale =>
+        {
+            tracing::warn!(
+                request_id = %record.request_id,
+                backend = record.upstream.map(|b| b.to_string()),
+                status = response.status().as_u16(),
+                "origin failed; serving stale (stale-if-error)"
+            );
+            let status = CacheStatus::forward(Fwd::Stale)
+                .fwd_status(response.status())
+                .ttl(entry.freshness().ttl_seconds(received))
+                .detail("stale-if-error");
+            Ok(serve_stale(
+                shared, upstream, record, &parts, &entry, &status,
+            ))
+        }
+        Ok(response) => {
+            if conditional {
+                shared
+                    .cache
+                    .record(CacheEvent::Revalidated(Revalidation::Modified));
+            }
+            observe(upstream, record, CacheOutcome::Miss);
+            Ok(store_or_skip(
+                shared, upstream, settings, &parts, key, None, fwd, response, sent, received,
+            ))
+        }
+        Err(error)
+            if error.side() == Side::Upstream
+                && stale_on_error(
+                    &entry,
+                    &parts.headers,
+                    UpstreamFailure::Unreachable,
+                    rules,
+                    received,
+                ) == OnError::ServeStale =>
+        {
+            error.log(&record.request_id, record.upstream);
+            let status = CacheStatus::forward(Fwd::Stale)
+                .ttl(entry.freshness().ttl_seconds(received))
+                .detail("stale-if-error");
+            Ok(serve_stale(
+                shared, upstream, record, &parts, &entry, &status,
+            ))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn serve_stale(
+    shared: &Shared,
+    upstream: &Upstream<'_>,
+    record: &mut RequestRecord,
+    parts: &request::Parts,
+    entry: &Entry,
+    status: &CacheStatus,
+) -> Response<ResponseBody> {
+    shared.cache.record(CacheEvent::StaleServed);
+    observe(upstream, record, CacheOutcome::Stale);
+    let age = entry.freshness().current_age(SystemTime::now());
+    stored_response(parts, entry, age, status, upstream.conn.facing)
+}
+
+/// A request the cache does not answer on a caching route (an unsafe method): forwarded, and
+/// on success the URIs it changed are invalidated (RFC 9111 4.4).
+async fn pass(
+    shared: &Arc<Shared>,
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    mut parts: request::Parts,
+    body: Incoming,
+    record: &mut RequestRecord,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let mut host = HeaderMap::new();
+    if let Some(value) = parts.headers.get(HOST) {
+        host.insert(HOST, value.clone());
+    }
+    let has_body = body_expected(&parts, &body);
+    let headers = std::mem::take(&mut parts.headers);
+    let response = upstream
+        .fetch(
+            &parts.method,
+            &parts.uri,
+            parts.version,
+            headers,
+            has_body.then_some(body),
+            record,
+        )
+        .await?;
+    let targets = invalidation_targets(
+        RequestHead::new(&parts.method, &parts.uri, &host),
+        upstream.scheme(),
+        ResponseHead::from(&response),
+    );
+    if !targets.is_empty() {
+        let removed = shared.cache.invalidate(&settings.rules.key, &targets);
+        tracing::debug!(request_id = %record.request_id, removed, "invalidated after unsafe method");
+    }
+    observe(upstream, record, CacheOutcome::Bypass);
+    let (mut head, incoming) = upstream_head(upstream, &parts, response);
+    client_head(
+        &mut head.headers,
+        upstream.conn.facing,
+        &CacheStatus::forward(Fwd::Bypass).fwd_status(head.status),
+    );
+    Ok(Response::from_parts(head, ResponseBody::upstream(incoming)))
+}
+
+/// Step 8 for a stored response: the client's conditional (304), Range (206 / 416), HEAD,
+/// `Age` and `Cache-Status`. The body is the stored `Bytes`, shared, never copied.
+pub(super) fn stored_response(
+    parts: &request::Parts,
+    entry: &Entry,
+    age: Duration,
+    status: &CacheStatus,
+    facing: Facing,
+) -> Response<ResponseBody> {
+    let status_value = status.to_header_value();
+    if let crate::cache::ClientConditional::NotModified(mut headers) =
+        answer_conditional(RequestHead::from(parts), entry)
+    {
+        set_age(&mut headers, age);
+        headers.append(CACHE_STATUS.clone(), status_value);
+        let mut response = Response::new(ResponseBody::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        *response.headers_mut() = headers;
+        return response;
+    }
+    let mut headers = entry.headers().clone();
+    strip_for_client(&mut headers, facing);
+    set_age(&mut headers, age);
+    headers.append(CACHE_STATUS.clone(), status_value);
+    let stored_status = entry.status();
+    let (code, body) = if parts.method == Method::GET {
+        match range::select(&parts.headers, entry) {
+            RangeAnswer::Full => (stored_status, entry.body().clone()),
+            RangeAnswer::Partial {
+                range,
+                content_range,
+            } => {
+                headers.insert(CONTENT_RANGE, content_range);
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    entry.body().slice(range.clone()),
+                )
+            }
+            RangeAnswer::Unsatisfiable { content_range } => {
+                headers.insert(CONTENT_RANGE, content_range);
+                (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
+            }
+        }
+    } else {
+        (stored_status, entry.body().clone())
+    };
+    if stored_status == StatusCode::OK && !headers.contains_key(ACCEPT_RANGES) {
+        headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    // RFC 9110 8.6: no Content-Length on 204 and 1xx; HEAD gets the length of the GET.
+    if code != StatusCode::NO_CONTENT && !code.is_informational() {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let body = if parts.method == Method::HEAD {
+        ResponseBody::empty()
+    } else {
+        ResponseBody::full(body)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = code;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// stale-while-revalidate (RFC 5861 3): one background refresh per key, led by `leader`; the
+/// client has already been answered with the stale entry.
+fn spawn_refresh(
+    shared: &Arc<Shared>,
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    parts: &request::Parts,
+    key: CacheKey,
+    entry: &Arc<Entry>,
+    leader: Leader<Arc<Entry>>,
+) {
+    let shared = Arc::clone(shared);
+    let snapshot = Arc::clone(upstream.snapshot);
+    let route_index = upstream.route_index;
+    let conn = upstream.conn.clone();
+    let host = upstream.host.map(str::to_owned);
+    let settings = settings.clone();
+    let entry = Arc::clone(entry);
+    let mut request = request::Request::new(());
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    let (request, ()) = request.into_parts();
+    let span = tracing::debug_span!("refresh", key = key.primary());
+    tokio::spawn(
+        async move {
+            let (Some(route), Some(pool)) = (
+                snapshot.routes.get(route_index),
+                snapshot
+                    .routes
+                    .get(route_index)
+                    .and_then(|r| snapshot.pools.get(r.pool)),
+            ) else {
+                return;
+            };
+            let upstream = Upstream {
+                snapshot: &snapshot,
+                route,
+                route_index,
+                pool,
+                conn: &conn,
+                host: host.as_deref(),
+                metrics: &shared.metrics,
+            };
+            let deadline = snapshot.config.timeouts.total;
+            let refreshed = tokio::time::timeout(
+                deadline,
+                background_refresh(&shared, &upstream, &settings, request, key, entry, leader),
+            )
+            .await;
+            if refreshed.is_err() {
+                tracing::warn!("background revalidation timed out");
+            }
+        }
+        .instrument(span),
+    );
+}
+
+async fn background_refresh(
+    shared: &Arc<Shared>,
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    parts: request::Parts,
+    key: CacheKey,
+    entry: Arc<Entry>,
+    leader: Leader<Arc<Entry>>,
+) {
+    let mut record =
+        RequestRecord::detached(shared, super::request_id(&HeaderMap::new()), upstream.conn);
+    let mut headers = parts.headers.clone();
+    let conditional = entry.has_validator();
+    if conditional {
+        prepare_revalidation(&mut headers, &entry);
+    }
+    let sent = SystemTime::now();
+    let response = match upstream
+        .fetch(
+            &parts.method,
+            &parts.uri,
+            parts.version,
+            headers,
+            None,
+            &mut record,
+        )
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            error.log(&record.request_id, record.upstream);
+            leader.release();
+            return;
+        }
+    };
+    let received = SystemTime::now();
+    if conditional && response.status() == StatusCode::NOT_MODIFIED {
+        let head = ResponseHead::from(&response);
+        match refresh(&entry, head, &settings.rules, sent, received) {
+            Refresh::Updated(updated) => {
+                shared
+                    .cache
+                    .record(CacheEvent::Revalidated(Revalidation::NotModified));
+                match shared.cache.store_entry(*updated) {
+                    Some(stored) => leader.publish(stored),
+                    None => leader.release(),
+                }
+            }
+            Refresh::Mismatch => leader.release(),
+        }
+        return;
+    }
+    if response.status().is_server_error() {
+        // Keep serving what is stored; the next request past the window revalidates again.
+        tracing::warn!(
+            backend = record.upstream.map(|b| b.to_string()),
+            status = response.status().as_u16(),
+            "background revalidation failed"
+        );
+        leader.release();
+        return;
+    }
+    if conditional {
+        shared
+            .cache
+            .record(CacheEvent::Revalidated(Revalidation::Modified));
+    }
+    let response = store_or_skip(
+        shared,
+        upstream,
+        settings,
+        &parts,
+        key,
+        Some(leader),
+        Fwd::Stale,
+        response,
+        sent,
+        received,
+    );
+    // Drive the tee to its end so the body is stored; nobody reads it otherwise.
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+}
