@@ -156,7 +156,9 @@ impl Snapshot {
                 .map(|b| b.addr.to_string())
                 .collect();
             pools.push(PoolRuntime {
-                metrics: metrics.pool(&pool.name, labels),
+                metrics: metrics
+                    .pool(&pool.name, labels)
+                    .with_request_metrics(config.monitoring.request_metrics),
                 backends,
                 authorities,
                 client,

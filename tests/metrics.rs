@@ -84,6 +84,8 @@ async fn request_metrics_off_leaves_the_request_series_out_and_keeps_the_rest() 
         "sluice_request_duration_seconds",
         "sluice_upstream_response_duration_seconds",
         "sluice_response_body_bytes_total",
+        "sluice_backend_requests_total",
+        "sluice_backend_response_duration_seconds",
     ] {
         assert!(!text.contains(absent), "{absent} is exported:\n{text}");
     }
