@@ -64,6 +64,10 @@ enum Command {
         /// ("256MiB", "2GiB").
         #[arg(long, value_name = "SIZE")]
         cache: Option<String>,
+        /// No per-request metrics, resource sampler or alerts (what `[monitoring]
+        /// request_metrics = false` and `enabled = false` do), to measure their cost.
+        #[arg(long)]
+        no_metrics: bool,
     },
     /// The proxy in front of the built-in demo app (an SQLite catalogue), with the admin API.
     Demo {
@@ -172,8 +176,15 @@ async fn serve(command: Command) -> ExitCode {
             admin,
             access_log,
             cache,
+            no_metrics,
         } => match config::one_line(listen, &to, admin, &access_log, cache.as_deref()) {
-            Ok(parsed) => start(parsed, None).await,
+            Ok(mut parsed) => {
+                if no_metrics {
+                    parsed.monitoring.enabled = false;
+                    parsed.monitoring.request_metrics = false;
+                }
+                start(parsed, None).await
+            }
             Err(error) => Err(config_failure(&error)),
         },
         Command::Demo { config, products } => demo(config, products).await.map(|(app, backend)| {

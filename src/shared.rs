@@ -28,7 +28,7 @@ pub struct RouteRuntime {
     pub config: RouteConfig,
     pub name: Arc<str>,
     pub pool: usize,
-    pub metrics: Arc<RouteMetrics>,
+    pub metrics: RouteMetrics,
     /// Cache outcome counters, for a caching route.
     pub cache_metrics: Option<RouteCacheMetrics>,
 }
@@ -192,7 +192,9 @@ impl Snapshot {
                 .map(|b| b.addr.to_string())
                 .collect();
             pools.push(PoolRuntime {
-                metrics: metrics.pool(&pool.name, labels),
+                metrics: metrics
+                    .pool(&pool.name, labels)
+                    .with_request_metrics(config.monitoring.request_metrics),
                 backends,
                 authorities,
                 client,
@@ -206,10 +208,16 @@ impl Snapshot {
                     config: route.clone(),
                     name: Arc::from(route.name.as_str()),
                     pool,
-                    metrics: Arc::new(metrics.route(&route.name)),
+                    metrics: if config.monitoring.request_metrics {
+                        metrics.route(&route.name)
+                    } else {
+                        RouteMetrics::disabled()
+                    },
+                    // per-request too: off with the other request metrics
                     cache_metrics: route
                         .cache
                         .as_ref()
+                        .filter(|_| config.monitoring.request_metrics)
                         .map(|_| metrics.route_cache(&route.name)),
                 });
             }

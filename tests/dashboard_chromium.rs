@@ -98,8 +98,14 @@ fn start_feeding(metrics: &Arc<Metrics>) -> (ResourceHandle, AlertBoard) {
     });
     let board = engine.board();
     let (api, assets) = (metrics.route("api"), metrics.route("static"));
-    metrics.listener("main").active.set(12);
-    metrics.listener("admin").active.set(1);
+    metrics
+        .listener("main")
+        .active(sluice::metrics::ConnectionProtocol::Http1)
+        .set(12);
+    metrics
+        .listener("admin")
+        .active(sluice::metrics::ConnectionProtocol::Http1)
+        .set(1);
     let feeder = Arc::clone(metrics);
     tokio::spawn(async move {
         let mut tick = 0u64;

@@ -33,9 +33,13 @@ impl Drop for Sluice {
 
 /// Runs `sluice run -c FILE` and waits for its "listener ... on ADDR" line.
 fn spawn(config: &Path) -> Sluice {
+    spawn_with(&["run".as_ref(), "-c".as_ref(), config.as_os_str()])
+}
+
+/// Runs `sluice ARGS...` and waits for its "listener main on ADDR" line.
+fn spawn_with(args: &[&std::ffi::OsStr]) -> Sluice {
     let mut child = Command::new(BIN)
-        .args(["run", "-c"])
-        .arg(config)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -291,4 +295,47 @@ async fn the_log_filter_changes_at_runtime_and_a_bad_one_is_refused() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let (response, _) = get(sluice.addr, "/").await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// `sluice proxy` with and without `--no-metrics`: the request series and the sampler's
+/// resource series are there by default and absent with the flag.
+#[tokio::test]
+async fn proxy_no_metrics_leaves_out_request_and_resource_metrics() {
+    let origin = Origin::fixed("hello").await;
+    let to = origin.addr.to_string();
+    for no_metrics in [false, true] {
+        let mut args = vec![
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--to",
+            &to,
+            "--admin",
+            "127.0.0.1:0",
+            "--access-log",
+            "off",
+        ];
+        if no_metrics {
+            args.push("--no-metrics");
+        }
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        let sluice = spawn_with(&args);
+        let (response, _) = get(sluice.addr, "/").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let admin = sluice.admin.expect("an admin line");
+        let metrics =
+            || async move { String::from_utf8_lossy(&get(admin, "/metrics").await.1).into_owned() };
+        if no_metrics {
+            let text = metrics().await;
+            assert!(!text.contains("sluice_requests_total"), "{text}");
+            assert!(!text.contains("sluice_host_cpus"), "{text}");
+            assert!(text.contains("sluice_connections_accepted_total"), "{text}");
+        } else {
+            eventually("request and resource metrics", || async {
+                let text = metrics().await;
+                text.contains("sluice_requests_total") && text.contains("sluice_host_cpus")
+            })
+            .await;
+        }
+    }
 }

@@ -165,6 +165,30 @@ async fn tls_with_alpn_serves_http2_and_http1() {
 }
 
 #[tokio::test]
+async fn tls_handshakes_and_their_failures_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certs(dir.path());
+    let origin = Origin::fixed("over tls").await;
+    let app = start_proxy(&tls_config_text(origin.addr, dir.path())).await;
+    let addr = app.addr().unwrap();
+    let (version, status, _) = https_get(addr, &certs.ca_cert, "a.test", true).await;
+    assert_eq!((version, status), (Version::HTTP_2, StatusCode::OK));
+    // Plain text to the TLS port: the handshake fails.
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut plain, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let text = || String::from_utf8(app.shared().metrics.render()).unwrap();
+    eventually("two handshakes, one failed", || async {
+        let text = text();
+        text.contains("sluice_tls_handshakes_total{listener=\"tls\"} 2")
+            && text.contains("sluice_tls_handshake_errors_total{listener=\"tls\"} 1")
+    })
+    .await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn sni_picks_the_certificate_for_the_name() {
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certs(dir.path());

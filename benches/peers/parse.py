@@ -146,6 +146,9 @@ def report(raw_path, machine_path, out_dir):
                 "foreign_pct_load_cpu": max_of([r.get("foreign_pct_load_cpu") for r in good]),
                 "busy_pct_proxy_cpu": median([r.get("busy_pct_proxy_cpu") for r in good]),
                 "busy_pct_load_cpu": median([r.get("busy_pct_load_cpu") for r in good]),
+                "not_hitting_rounds": sum(1 for r in good if r.get("not_hitting")),
+                "walk_rps": median([r.get("walk_rps") for r in good]),
+                "cache_mb": max_of([r.get("cache_mb") for r in good]),
             })
 
     lines = ["# Sluice side-by-side peers", ""]
@@ -175,7 +178,9 @@ def report(raw_path, machine_path, out_dir):
                          f"{fmt(s['p99_ms'], 2)} | {fmt(s['peak_rss_mib'], 1)} | "
                          f"{fmt(s['cpu_s_per_100k'], 2)} | {s['errors']} | "
                          f"{fmt(s['origin_pct'], 0)}% | {fmt(s['origin_connections'], 0)} |"
-                         + (f" ({s['failed_rounds']} round(s) failed)" if s["failed_rounds"] else ""))
+                         + (f" ({s['failed_rounds']} round(s) failed)" if s["failed_rounds"] else "")
+                         + (f" (NOT HITTING in {s['not_hitting_rounds']} round(s))"
+                            if s["not_hitting_rounds"] else ""))
         lines.append("")
         lines.append("- cores busy, proxy/load: " + ", ".join(
             f"{p} {fmt(s['busy_pct_proxy_cpu'], 0)}%/{fmt(s['busy_pct_load_cpu'], 0)}%"
@@ -189,6 +194,10 @@ def report(raw_path, machine_path, out_dir):
                          "core, worst round): " + ", ".join(noisy) + "; these numbers are not "
                          "comparable")
             lines.append("")
+        walks = [f"{p} {fmt(s['walk_rps'], 0)}/s" for p, s in by_peer.items() if s["walk_rps"]]
+        if walks:
+            lines.append("- warm-up walk (every object once, all misses): " + ", ".join(walks)
+                         + f"; cache budget {by_peer[next(iter(by_peer))]['cache_mb']} MiB")
         sluice = by_peer.get("sluice")
         if sluice:
             for other in by_peer:
@@ -197,7 +206,14 @@ def report(raw_path, machine_path, out_dir):
                 peer = by_peer[other]
                 lines.append(f"- sluice/{other}: req/s {ratio(sluice['rps'], peer['rps'])}, "
                              f"CPU/req {ratio(sluice['cpu_s_per_100k'], peer['cpu_s_per_100k'])}")
+            bare = by_peer.get("sluice_nometrics")
+            if bare and bare["rps"] and sluice["rps"] and bare["cpu_s_per_100k"]:
+                lines.append(f"- cost of per-request metrics and the sampler (sluice against "
+                             f"sluice_nometrics): {100 * (1 - sluice['rps'] / bare['rps']):.1f}% "
+                             f"of req/s, {100 * (sluice['cpu_s_per_100k'] / bare['cpu_s_per_100k'] - 1):.1f}% "
+                             f"more CPU per request")
             lines.append("")
+    lines.extend(object_count_lines(summary))
     markdown = "\n".join(lines)
     print(markdown)
     with open(f"{out_dir}/results.md", "w", encoding="utf-8") as f:
@@ -213,6 +229,30 @@ def report(raw_path, machine_path, out_dir):
         writer.writerows(rows)
     with open(f"{out_dir}/results.json", "w", encoding="utf-8") as f:
         json.dump({"machine": machine, "summary": summary, "runs": rows}, f, indent=2)
+
+
+def object_count_lines(summary):
+    """The objs-N ratio: hit throughput with the most stored objects over that with the fewest."""
+    objs = {}
+    for s in summary:
+        match = re.fullmatch(r"objs-(\d+)", s["scenario"])
+        if match:
+            objs.setdefault(s["peer"], {})[int(match.group(1))] = s
+    pairs = {p: (by_n[min(by_n)], by_n[max(by_n)], min(by_n), max(by_n))
+             for p, by_n in objs.items() if len(by_n) >= 2}
+    if not pairs:
+        return []
+    lines = ["## Object count", "",
+             "| peer | objects | req/s | objects | req/s | req/s ratio | CPU/req ratio |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for peer, (few, many, n_few, n_many) in pairs.items():
+        lines.append(f"| {peer} | {n_few:,} | {fmt(few['rps'], 0)} | {n_many:,} | "
+                     f"{fmt(many['rps'], 0)} | {ratio(many['rps'], few['rps'])} | "
+                     f"{ratio(many['cpu_s_per_100k'], few['cpu_s_per_100k'])} |")
+    lines.append("")
+    lines.append("- req/s ratio = many / few (1.00: no slowdown; the target is at least 0.90)")
+    lines.append("")
+    return lines
 
 
 def render(template, out, pairs):

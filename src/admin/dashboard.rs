@@ -136,7 +136,10 @@ mod tests {
         route.observe(502, 0.2, 10);
         metrics.route("static").observe(200, 0.001, 50);
         metrics.reloaded(ReloadOutcome::Success, 4);
-        metrics.listener("main").active.set(2);
+        metrics
+            .listener("main")
+            .active(crate::metrics::ConnectionProtocol::Http1)
+            .set(2);
         let mut sampler = ResourceSampler::new(metrics.registry()).unwrap();
         let snapshot = sampler.sample().unwrap();
         let mut engine = AlertEngine::new(AlertThresholds {

@@ -152,7 +152,12 @@ impl Default for HeaderPolicy {
 /// Resource sampling and built-in alerting.
 #[derive(Debug, Clone, Copy)]
 pub struct Monitoring {
+    /// The resource sampler and the alert evaluator run.
     pub enabled: bool,
+    /// Requests are counted and timed by route (`sluice_requests_total`, the duration
+    /// histograms, bytes, retries). Off: those stay absent; connection, error, reload and
+    /// resource metrics are still kept.
+    pub request_metrics: bool,
     pub sample_interval: Duration,
     pub alert_interval: Duration,
     pub memory_budget: Option<u64>,
@@ -162,6 +167,7 @@ impl Default for Monitoring {
     fn default() -> Self {
         Self {
             enabled: true,
+            request_metrics: true,
             sample_interval: Duration::from_secs(5),
             alert_interval: Duration::from_secs(10),
             memory_budget: None,

@@ -123,6 +123,8 @@ pub struct RawHeaders {
 pub struct RawMonitoring {
     /// Sample process and host resources from /proc and evaluate alerts (default true).
     pub enabled: Option<bool>,
+    /// Count and time every request by route (default true); off to measure what it costs.
+    pub request_metrics: Option<bool>,
     pub sample_interval: Option<String>,
     pub alert_interval: Option<String>,
     /// The memory the process may use; the memory alert fires near it (default: none).

@@ -393,6 +393,9 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
     let m = &raw.monitoring;
     let monitoring = Monitoring {
         enabled: m.enabled.unwrap_or(monitoring_defaults.enabled),
+        request_metrics: m
+            .request_metrics
+            .unwrap_or(monitoring_defaults.request_metrics),
         sample_interval: duration(
             problems,
             "monitoring.sample_interval",
@@ -607,6 +610,15 @@ pool = "api"
             ]
         );
         assert_eq!(config.timeouts.connect, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn request_metrics_are_on_by_default_and_can_be_turned_off() {
+        assert!(parse_text(VALID).unwrap().monitoring.request_metrics);
+        let off = format!("{VALID}\n[monitoring]\nrequest_metrics = false\n");
+        let config = parse_text(&off).unwrap();
+        assert!(!config.monitoring.request_metrics);
+        assert!(config.monitoring.enabled, "the sampler has its own switch");
     }
 
     #[test]

@@ -100,6 +100,7 @@ impl BackendFamilies {
             retries: self.retries.with_label_values(&[pool]),
             budget_exhausted: self.budget_exhausted.with_label_values(&[pool]),
             rejected: self.rejected.with_label_values(&[pool]),
+            per_request: true,
             pool: pool.to_string(),
             cells: backends.iter().map(|_| OnceLock::new()).collect(),
             addresses: backends,
@@ -151,6 +152,9 @@ pub struct PoolMetrics {
     retries: IntCounter,
     budget_exhausted: IntCounter,
     rejected: IntCounter,
+    /// Whether [`PoolMetrics::backend`] hands out the per-attempt handles
+    /// (`[monitoring] request_metrics`).
+    per_request: bool,
 }
 
 /// One backend's handles.
@@ -162,8 +166,24 @@ pub struct BackendMetrics {
 }
 
 impl PoolMetrics {
-    /// The handles of the backend at `index` in the pool.
+    /// Without per-attempt metrics when `on` is false: [`PoolMetrics::backend`] returns `None`,
+    /// so attempts are not counted or timed; health transitions still are.
+    pub fn with_request_metrics(mut self, on: bool) -> PoolMetrics {
+        self.per_request = on;
+        self
+    }
+
+    /// The handles of the backend at `index` in the pool, for counting an attempt; `None` when
+    /// per-request metrics are off.
     pub fn backend(&self, index: usize) -> Option<&BackendMetrics> {
+        if self.per_request {
+            self.handles(index)
+        } else {
+            None
+        }
+    }
+
+    fn handles(&self, index: usize) -> Option<&BackendMetrics> {
         let (cell, address) = self.cells.get(index).zip(self.addresses.get(index))?;
         Some(cell.get_or_init(|| {
             let labels = [self.pool.as_str(), address.as_str()];
@@ -179,7 +199,7 @@ impl PoolMetrics {
     /// Counts a health transition of the backend at `index`.
     pub fn transition(&self, index: usize, transition: &HealthTransition) {
         if matches!(transition, HealthTransition::Ejected { .. })
-            && let Some(backend) = self.backend(index)
+            && let Some(backend) = self.handles(index)
         {
             backend.ejections.inc();
         }

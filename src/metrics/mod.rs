@@ -8,10 +8,15 @@ pub mod access_log;
 pub mod alerts;
 pub mod backend_metrics;
 pub mod cache_metrics;
+pub mod connections;
 pub mod procfs;
 mod resource_metrics;
 pub mod resources;
 pub mod totals;
+
+use std::sync::Arc;
+
+pub use connections::{ConnectionProtocol, ListenerMetrics};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -80,6 +85,7 @@ pub struct Metrics {
     response_bytes: IntCounterVec,
     connections_accepted: IntCounterVec,
     connections_active: IntGaugeVec,
+    tls_handshakes: IntCounterVec,
     tls_handshake_errors: IntCounterVec,
     config_generation: IntGauge,
     config_reloads: IntCounterVec,
@@ -88,9 +94,13 @@ pub struct Metrics {
     backends: backend_metrics::BackendFamilies,
 }
 
-/// Handles for one route, resolved once per snapshot.
+/// Handles for one route, resolved once per snapshot, or nothing when per-request metrics are
+/// off (`[monitoring] request_metrics = false`). One `Arc`, so the clone each request takes is
+/// one reference count, not one per handle.
 #[derive(Clone)]
-pub struct RouteMetrics {
+pub struct RouteMetrics(Option<Arc<RouteHandles>>);
+
+struct RouteHandles {
     requests: [IntCounter; 5],
     duration: Histogram,
     upstream_duration: Histogram,
@@ -99,32 +109,34 @@ pub struct RouteMetrics {
 }
 
 impl RouteMetrics {
+    /// Handles that record nothing: per-request metrics are off.
+    pub fn disabled() -> RouteMetrics {
+        RouteMetrics(None)
+    }
+
     /// Records one finished request.
     pub fn observe(&self, status: u16, seconds: f64, bytes: u64) {
-        if let Some(counter) = self.requests.get(StatusClass::of(status).index()) {
+        let Some(handles) = &self.0 else { return };
+        if let Some(counter) = handles.requests.get(StatusClass::of(status).index()) {
             counter.inc();
         }
-        self.duration.observe(seconds);
-        self.response_bytes.inc_by(bytes);
+        handles.duration.observe(seconds);
+        handles.response_bytes.inc_by(bytes);
     }
 
     /// Counts a retry on another backend.
     pub fn retried(&self) {
-        self.retries.inc();
+        if let Some(handles) = &self.0 {
+            handles.retries.inc();
+        }
     }
 
     /// Records the time to an upstream response head.
     pub fn observe_upstream(&self, seconds: f64) {
-        self.upstream_duration.observe(seconds);
+        if let Some(handles) = &self.0 {
+            handles.upstream_duration.observe(seconds);
+        }
     }
-}
-
-/// Handles for one listener.
-#[derive(Clone)]
-pub struct ListenerMetrics {
-    pub accepted: IntCounter,
-    pub active: IntGauge,
-    pub tls_errors: IntCounter,
 }
 
 /// Errors talking to a backend, by kind.
@@ -251,7 +263,21 @@ impl Metrics {
         let connections_active = register(
             &registry,
             IntGaugeVec::new(
-                Opts::new("sluice_connections_active", "Client connections open now."),
+                Opts::new(
+                    "sluice_connections_active",
+                    "Client connections open now, by listener and protocol (h1, h2, or \
+                     pending: in the TLS handshake or before its first request).",
+                ),
+                &["listener", "protocol"],
+            )?,
+        );
+        let tls_handshakes = register(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "sluice_tls_handshakes_total",
+                    "TLS handshakes with clients begun (completed or failed).",
+                ),
                 &["listener"],
             )?,
         );
@@ -306,6 +332,7 @@ impl Metrics {
             response_bytes,
             connections_accepted,
             connections_active,
+            tls_handshakes,
             tls_handshake_errors,
             config_generation,
             config_reloads,
@@ -323,13 +350,13 @@ impl Metrics {
     pub fn route(&self, route: &str) -> RouteMetrics {
         let requests =
             StatusClass::ALL.map(|class| self.requests.with_label_values(&[route, class.as_str()]));
-        RouteMetrics {
+        RouteMetrics(Some(Arc::new(RouteHandles {
             requests,
             duration: self.request_duration.with_label_values(&[route]),
             upstream_duration: self.upstream_duration.with_label_values(&[route]),
             response_bytes: self.response_bytes.with_label_values(&[route]),
             retries: self.upstream_retries.with_label_values(&[route]),
-        }
+        })))
     }
 
     /// Handles for pool `pool` and its backends, by address, in pool order.
@@ -347,11 +374,17 @@ impl Metrics {
         self.backends.remove(pool, backend);
     }
 
-    /// Handles for the listener called `listener`.
+    /// Handles for the listener called `listener` (every protocol's gauge exists from the
+    /// start, at 0).
     pub fn listener(&self, listener: &str) -> ListenerMetrics {
+        let active = ConnectionProtocol::ALL.map(|protocol| {
+            self.connections_active
+                .with_label_values(&[listener, protocol.as_str()])
+        });
         ListenerMetrics {
             accepted: self.connections_accepted.with_label_values(&[listener]),
-            active: self.connections_active.with_label_values(&[listener]),
+            active,
+            tls_handshakes: self.tls_handshakes.with_label_values(&[listener]),
             tls_errors: self.tls_handshake_errors.with_label_values(&[listener]),
         }
     }

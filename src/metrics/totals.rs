@@ -18,7 +18,7 @@ pub const REQUEST_DURATION: &str = "sluice_request_duration_seconds";
 pub const UPSTREAM_ERRORS: &str = "sluice_upstream_errors_total";
 /// `sluice_response_body_bytes_total{route}`.
 pub const RESPONSE_BYTES: &str = "sluice_response_body_bytes_total";
-/// `sluice_connections_active{listener}`.
+/// `sluice_connections_active{listener,protocol}`.
 pub const CONNECTIONS_ACTIVE: &str = "sluice_connections_active";
 /// `sluice_connections_accepted_total{listener}`.
 pub const CONNECTIONS_ACCEPTED: &str = "sluice_connections_accepted_total";
@@ -323,7 +323,10 @@ mod tests {
         route.observe(503, 0.002, 10);
         metrics.route("static").observe(404, 0.001, 5);
         metrics.reloaded(crate::metrics::ReloadOutcome::Success, 2);
-        metrics.listener("main").active.set(3);
+        metrics
+            .listener("main")
+            .active(crate::metrics::ConnectionProtocol::Http1)
+            .set(3);
         let totals = RegistryTotals::gather(metrics.registry());
         let api = totals.routes.get("api").unwrap();
         assert_eq!(api.requests(), 3);

@@ -52,7 +52,7 @@ enum Flow {
 /// Everything the finish step needs, carried by the response body until its last byte.
 pub(crate) struct RequestRecord {
     access_log: AccessLog,
-    metrics: Option<Arc<RouteMetrics>>,
+    metrics: Option<RouteMetrics>,
     wall: SystemTime,
     started: Instant,
     request_id: RequestId,
@@ -351,7 +351,7 @@ impl Proxy {
         .ok_or(ProxyError::NoRoute)?;
         let route = snapshot.routes.get(index).ok_or(ProxyError::NoRoute)?;
         record.route = Some(Arc::clone(&route.name));
-        record.metrics = Some(Arc::clone(&route.metrics));
+        record.metrics = Some(route.metrics.clone());
         let pool = snapshot
             .pools
             .get(route.pool)

@@ -23,7 +23,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Limits, ListenerConfig, Timeouts};
-use crate::metrics::ListenerMetrics;
+use crate::metrics::connections::ConnectionGauge;
+use crate::metrics::{ConnectionProtocol, ListenerMetrics};
 use crate::proxy::{ConnActivity, ConnInfo, Proxy};
 
 /// Everything a listener's connections need, built once per listener.
@@ -130,15 +131,6 @@ pub async fn serve(
     }
 }
 
-/// Decrements the active-connection gauge when the connection ends.
-struct ActiveGauge(prometheus::IntGauge);
-
-impl Drop for ActiveGauge {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -148,9 +140,9 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
-    spec.metrics.accepted.inc();
-    spec.metrics.active.inc();
-    let _gauge = ActiveGauge(spec.metrics.active.clone());
+    // Counted as pending until the first request names its protocol; off the gauge when the
+    // last clone (here and in the service) drops.
+    let gauge = spec.metrics.open();
     let peer_value = http::HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
     let info = Arc::new(ConnInfo {
@@ -162,10 +154,13 @@ async fn connection(
         activity: Arc::new(ConnActivity::new()),
     });
     match &spec.tls {
-        None => serve_http(TokioIo::new(stream), &spec, proxy, info, shutdown).await,
+        None => serve_http(TokioIo::new(stream), &spec, proxy, info, gauge, shutdown).await,
         Some(acceptor) => {
+            spec.metrics.tls_handshakes.inc();
             match tokio::time::timeout(spec.timeouts.tls_handshake, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_http(TokioIo::new(tls), &spec, proxy, info, shutdown).await,
+                Ok(Ok(tls)) => {
+                    serve_http(TokioIo::new(tls), &spec, proxy, info, gauge, shutdown).await
+                }
                 Ok(Err(error)) => {
                     spec.metrics.tls_errors.inc();
                     tracing::debug!(listener = %spec.name, %peer, %error, "TLS handshake failed");
@@ -184,12 +179,14 @@ async fn serve_http<I>(
     spec: &ListenerSpec,
     proxy: Arc<Proxy>,
     info: Arc<ConnInfo>,
+    gauge: Arc<ConnectionGauge>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let activity = Arc::clone(&info.activity);
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        gauge.classify(ConnectionProtocol::of(request.version()));
         let proxy = Arc::clone(&proxy);
         let info = Arc::clone(&info);
         async move { Ok::<_, Infallible>(proxy.handle(request, &info).await) }
