@@ -402,4 +402,81 @@ mod tests {
         assert!(config.allows("::1".parse().unwrap()));
         assert!(!config.allows("192.168.0.1".parse().unwrap()));
     }
+
+    const BASE: &str = "[[listeners]]\naddr = \"127.0.0.1:0\"\n\n[pools.p]\nbackends = [{ addr = \"127.0.0.1:1\" }]\n\n[[routes]]\npool = \"p\"\n";
+
+    fn problems(extra: &str) -> Vec<String> {
+        match super::super::Config::parse(&format!("{BASE}{extra}"), "t.toml", Path::new(".")) {
+            Ok(_) => Vec::new(),
+            Err(super::super::ConfigError::Invalid(problems)) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(other) => vec![other.to_string()],
+        }
+    }
+
+    #[test]
+    fn route_cache_keys_are_validated_with_file_line_and_key() {
+        let found = problems(
+            "[routes.cache]\nclient_no_cache = \"sometimes\"\nstatuses = [200, 99]\nmethods = [\"DELETE\"]\n\n[routes.cache.key]\nquery = \"drop\"\n",
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("t.toml:10: routes[0].cache.client_no_cache")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("routes[0].cache.statuses[1]")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("routes[0].cache.methods[0]")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("routes[0].cache.key.query")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_short_purge_token_and_a_bad_network_are_refused() {
+        let found = problems("[purge]\ntoken = \"short\"\nallow = [\"10.0.0.0/33\"]\n");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("purge.token: the token must be at least 16")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.contains("purge.allow[0]")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_route_cache_table_turns_caching_on_with_rfc_defaults() {
+        let config = super::super::Config::parse(
+            &format!("{BASE}[routes.cache]\ndefault_ttl = \"30s\"\n\n[routes.cache.key]\nquery = [\"utm_source\"]\nsort_query = true\n"),
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        let cache = config.routes[0].cache.as_ref().unwrap();
+        assert_eq!(cache.rules.default_ttl, Some(Duration::from_secs(30)));
+        assert_eq!(cache.rules.statuses, StatusRule::Rfc);
+        assert_eq!(cache.rules.key.order, QueryOrder::Sorted);
+        assert_eq!(
+            cache.rules.key.query,
+            QueryParams::Ignore(vec!["utm_source".into()])
+        );
+        assert_eq!(config.cache, CacheStoreConfig::default());
+    }
 }
