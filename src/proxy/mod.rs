@@ -190,16 +190,6 @@ fn generate_request_id() -> String {
     id
 }
 
-/// The host the client asked for: the URI authority (HTTP/2, absolute-form) or `Host`.
-fn request_host(request: &http::request::Parts) -> Option<&str> {
-    request.uri.authority().map(|a| a.as_str()).or_else(|| {
-        request
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-    })
-}
-
 /// Step 1: limits and sanity checks hyper does not already make for every protocol.
 fn admit(request: &http::request::Parts, snapshot: &Snapshot) -> Flow {
     let limits = &snapshot.config.limits;
@@ -259,7 +249,16 @@ impl Proxy {
             .is_some()
             .then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
-        let host = request_host(&parts).map(|h| route::normalise_host(h).to_string());
+        // The host is borrowed from a copy of its field (a reference count, not a copy of the
+        // bytes, for HTTP/1.1's Host), since `parts` moves on.
+        let host_field = match parts.uri.authority() {
+            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+            None => parts.headers.get(header::HOST).cloned(),
+        };
+        let host = host_field
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .map(route::normalise_host);
         // The log's own copies of host and path are made only when there is a log to write.
         let logging = self.shared.access_log.enabled();
         let mut record = Box::new(RequestRecord {
@@ -276,7 +275,7 @@ impl Proxy {
             client: conn.peer,
             method: parts.method.clone(),
             host: if logging {
-                host.clone().unwrap_or_default()
+                host.unwrap_or_default().to_string()
             } else {
                 String::new()
             },
@@ -300,7 +299,7 @@ impl Proxy {
                 &snapshot,
                 parts,
                 body,
-                host.as_deref(),
+                host,
                 conn,
                 &mut record,
                 downstream_upgrade,
