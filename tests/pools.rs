@@ -648,3 +648,32 @@ async fn a_full_pool_answers_503_at_once() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_active_checks_off_on_reload_clears_their_verdict() {
+    let sick = Backend::named("sick").await;
+    let well = Backend::named("well").await;
+    sick.failing.store(true, Ordering::SeqCst);
+    let addrs = [sick.addr, well.addr];
+    let checks = "[pools.main.health]\npath = \"/healthz\"\ninterval = \"50ms\"\njitter = \"0s\"\nrise = 1\nfall = 1\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, pool_config(&addrs, "", checks)).unwrap();
+    let app = App::start(
+        sluice::config::Config::load(&path).unwrap(),
+        Some(path.clone()),
+    )
+    .await
+    .unwrap();
+    eventually("the sick backend to be marked unhealthy", || async {
+        backend_view(&app, sick.addr).await["health"] == "unhealthy"
+    })
+    .await;
+    std::fs::write(&path, pool_config(&addrs, "", "")).unwrap();
+    app.reload().await.unwrap();
+    eventually("the verdict to be cleared", || async {
+        backend_view(&app, sick.addr).await["health"] == "healthy"
+    })
+    .await;
+    app.shutdown().await;
+}
