@@ -677,3 +677,41 @@ async fn turning_active_checks_off_on_reload_clears_their_verdict() {
     .await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_at_its_connection_limit_is_passed_over() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let r = Arc::clone(&release);
+    let busy = Origin::start(move |_| {
+        let r = Arc::clone(&r);
+        async move {
+            r.notified().await;
+            Response::new(full("busy"))
+        }
+    })
+    .await;
+    let free = Backend::named("free").await;
+    let text = pool_config(&[busy.addr, free.addr], "algorithm = \"round_robin\"", "").replace(
+        &format!("{{ addr = \"{}\" }}", busy.addr),
+        &format!("{{ addr = \"{}\", max_connections = 1 }}", busy.addr),
+    );
+    let app = Arc::new(start_proxy(&text).await);
+    let addr = app.addr().unwrap();
+    let mut held = Vec::new();
+    eventually("a request to hold the limited backend", || {
+        held.push(tokio::spawn(async move { get(addr, "/").await }));
+        let count = busy.requests.clone();
+        async move { count.load(Ordering::SeqCst) == 1 }
+    })
+    .await;
+    for _ in 0..6 {
+        let (response, body) = get(addr, "/").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(body.starts_with(b"free"), "{body:?}");
+    }
+    assert_eq!(busy.count(), 1);
+    release.notify_waiters();
+    for request in held {
+        assert_eq!(request.await.unwrap().0.status(), StatusCode::OK);
+    }
+}
