@@ -346,7 +346,7 @@ async fn slow_start_ramps_a_new_backend_up_over_its_window() {
     let new = Backend::named("new").await;
     let app = start_proxy(&pool_config(
         &[old.addr],
-        "algorithm = \"round_robin\"\nslow_start = \"3s\"",
+        "algorithm = \"round_robin\"\nslow_start = \"5s\"",
         "",
     ))
     .await;
@@ -427,7 +427,8 @@ async fn a_removed_backend_drains_its_in_flight_requests() {
         assert_eq!(response.status(), StatusCode::OK);
         assert!(body.starts_with(b"staying"));
     }
-    release.notify_waiters();
+    // notify_one keeps a permit if the handler has not started waiting yet.
+    release.notify_one();
     let (response, body) = slow.await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body, "finished");
@@ -641,7 +642,8 @@ async fn a_full_pool_answers_503_at_once() {
     .await;
     let (response, _) = get(addr, "/").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    release.notify_waiters();
+    // notify_one keeps a permit if the handler has not started waiting yet.
+    release.notify_one();
     assert_eq!(first.await.unwrap().0.status(), StatusCode::OK);
     assert_eq!(
         metric(&app, "sluice_pool_rejected_requests_total{pool=\"main\"}").await,
@@ -710,7 +712,8 @@ async fn a_backend_at_its_connection_limit_is_passed_over() {
         assert!(body.starts_with(b"free"), "{body:?}");
     }
     assert_eq!(busy.count(), 1);
-    release.notify_waiters();
+    // notify_one keeps a permit if the handler has not started waiting yet.
+    release.notify_one();
     for request in held {
         assert_eq!(request.await.unwrap().0.status(), StatusCode::OK);
     }
