@@ -699,13 +699,22 @@ async fn a_backend_at_its_connection_limit_is_passed_over() {
     );
     let app = Arc::new(start_proxy(&text).await);
     let addr = app.addr().unwrap();
-    let mut held = Vec::new();
-    eventually("a request to hold the limited backend", || {
-        held.push(tokio::spawn(async move { get(addr, "/").await }));
-        let count = busy.requests.clone();
-        async move { count.load(Ordering::SeqCst) == 1 }
-    })
-    .await;
+    // One request at a time: the limit is checked at pick time, so two picks racing could
+    // both see the backend below it.
+    let mut held = None;
+    for _ in 0..4 {
+        let request = tokio::spawn(async move { get(addr, "/").await });
+        eventually("the request to land", || {
+            let landed = request.is_finished() || busy.count() == 1;
+            async move { landed }
+        })
+        .await;
+        if busy.count() == 1 {
+            held = Some(request);
+            break;
+        }
+    }
+    let held = held.expect("no request reached the limited backend");
     for _ in 0..6 {
         let (response, body) = get(addr, "/").await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -714,7 +723,5 @@ async fn a_backend_at_its_connection_limit_is_passed_over() {
     assert_eq!(busy.count(), 1);
     // notify_one keeps a permit if the handler has not started waiting yet.
     release.notify_one();
-    for request in held {
-        assert_eq!(request.await.unwrap().0.status(), StatusCode::OK);
-    }
+    assert_eq!(held.await.unwrap().0.status(), StatusCode::OK);
 }
