@@ -121,6 +121,7 @@ impl Snapshot {
         let mut discovered = HashMap::new();
         for pool in &config.pools {
             let mut addrs = Vec::new();
+            let mut caps = HashMap::new();
             for (i, backend) in pool.backends.iter().enumerate() {
                 let known = if backend.resolve {
                     fresh
@@ -142,6 +143,9 @@ impl Snapshot {
                 }
                 match resolved {
                     Ok(resolved) if !resolved.is_empty() => {
+                        if let Some(cap) = backend.max_connections {
+                            caps.extend(resolved.iter().map(|a| (*a, cap)));
+                        }
                         addrs.extend(resolved.into_iter().map(|a| (a, backend.weight)))
                     }
                     Ok(_) => problems.push(build_problem(
@@ -159,7 +163,8 @@ impl Snapshot {
                 let index = p.config.pools.iter().position(|c| c.name == pool.name)?;
                 p.pools.get(index)
             });
-            let options = pool.balance.options.clone();
+            let mut options = pool.balance.options.clone();
+            options.backend_caps = caps;
             let backends = BackendPool::with_options(
                 &pool.name,
                 addrs,

@@ -346,7 +346,7 @@ async fn slow_start_ramps_a_new_backend_up_over_its_window() {
     let new = Backend::named("new").await;
     let app = start_proxy(&pool_config(
         &[old.addr],
-        "algorithm = \"round_robin\"\nslow_start = \"3s\"",
+        "algorithm = \"round_robin\"\nslow_start = \"5s\"",
         "",
     ))
     .await;
@@ -427,7 +427,8 @@ async fn a_removed_backend_drains_its_in_flight_requests() {
         assert_eq!(response.status(), StatusCode::OK);
         assert!(body.starts_with(b"staying"));
     }
-    release.notify_waiters();
+    // notify_one keeps a permit if the handler has not started waiting yet.
+    release.notify_one();
     let (response, body) = slow.await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body, "finished");
@@ -641,10 +642,86 @@ async fn a_full_pool_answers_503_at_once() {
     .await;
     let (response, _) = get(addr, "/").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    release.notify_waiters();
+    // notify_one keeps a permit if the handler has not started waiting yet.
+    release.notify_one();
     assert_eq!(first.await.unwrap().0.status(), StatusCode::OK);
     assert_eq!(
         metric(&app, "sluice_pool_rejected_requests_total{pool=\"main\"}").await,
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_active_checks_off_on_reload_clears_their_verdict() {
+    let sick = Backend::named("sick").await;
+    let well = Backend::named("well").await;
+    sick.failing.store(true, Ordering::SeqCst);
+    let addrs = [sick.addr, well.addr];
+    let checks = "[pools.main.health]\npath = \"/healthz\"\ninterval = \"50ms\"\njitter = \"0s\"\nrise = 1\nfall = 1\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, pool_config(&addrs, "", checks)).unwrap();
+    let app = App::start(
+        sluice::config::Config::load(&path).unwrap(),
+        Some(path.clone()),
+    )
+    .await
+    .unwrap();
+    eventually("the sick backend to be marked unhealthy", || async {
+        backend_view(&app, sick.addr).await["health"] == "unhealthy"
+    })
+    .await;
+    std::fs::write(&path, pool_config(&addrs, "", "")).unwrap();
+    app.reload().await.unwrap();
+    eventually("the verdict to be cleared", || async {
+        backend_view(&app, sick.addr).await["health"] == "healthy"
+    })
+    .await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_at_its_connection_limit_is_passed_over() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let r = Arc::clone(&release);
+    let busy = Origin::start(move |_| {
+        let r = Arc::clone(&r);
+        async move {
+            r.notified().await;
+            Response::new(full("busy"))
+        }
+    })
+    .await;
+    let free = Backend::named("free").await;
+    let text = pool_config(&[busy.addr, free.addr], "algorithm = \"round_robin\"", "").replace(
+        &format!("{{ addr = \"{}\" }}", busy.addr),
+        &format!("{{ addr = \"{}\", max_connections = 1 }}", busy.addr),
+    );
+    let app = Arc::new(start_proxy(&text).await);
+    let addr = app.addr().unwrap();
+    // One request at a time: the limit is checked at pick time, so two picks racing could
+    // both see the backend below it.
+    let mut held = None;
+    for _ in 0..4 {
+        let request = tokio::spawn(async move { get(addr, "/").await });
+        eventually("the request to land", || {
+            let landed = request.is_finished() || busy.count() == 1;
+            async move { landed }
+        })
+        .await;
+        if busy.count() == 1 {
+            held = Some(request);
+            break;
+        }
+    }
+    let held = held.expect("no request reached the limited backend");
+    for _ in 0..6 {
+        let (response, body) = get(addr, "/").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(body.starts_with(b"free"), "{body:?}");
+    }
+    assert_eq!(busy.count(), 1);
+    // notify_one keeps a permit if the handler has not started waiting yet.
+    release.notify_one();
+    assert_eq!(held.await.unwrap().0.status(), StatusCode::OK);
 }

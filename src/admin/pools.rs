@@ -113,6 +113,7 @@ pub(super) async fn handle(
                             addr: text,
                             weight: weight.unwrap_or(1),
                             resolve: false,
+                            max_connections: None,
                         }),
                         ("add", Some(_)) => return Err("the backend is already in the pool".into()),
                         ("remove", Some(i)) => {

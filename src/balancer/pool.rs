@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub struct PoolOptions {
     pub slow_start: Option<SlowStart>,
     pub ewma: PeakEwmaOptions,
     pub limits: Limits,
+    /// Per-backend caps on requests in flight, overriding
+    /// `limits.max_in_flight_per_backend` for these addresses.
+    pub backend_caps: HashMap<SocketAddr, NonZeroU64>,
     pub retry_budget: RetryBudgetConfig,
     /// Seeds the pool's random choices; `None`: from the operating system.
     pub seed: Option<u64>,
@@ -51,6 +55,7 @@ impl Default for PoolOptions {
             slow_start: None,
             ewma: PeakEwmaOptions::default(),
             limits: Limits::default(),
+            backend_caps: HashMap::new(),
             retry_budget: RetryBudgetConfig::default(),
             seed: None,
         }
@@ -95,6 +100,8 @@ pub struct Backend {
     pub weight: u32,
     pub state: Arc<BackendState>,
     load: Arc<PoolLoad>,
+    /// Requests in flight at most (`u64::MAX`: unlimited); a backend at it is passed over.
+    cap: u64,
 }
 
 /// Marks a request in flight on a backend until dropped or given to
@@ -120,6 +127,11 @@ impl Drop for InFlight {
 }
 
 impl Backend {
+    /// The most requests it may have in flight (`u64::MAX`: unlimited).
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
     /// Counts a request as started; it stays in flight until the guard is dropped.
     pub fn start(&self) -> InFlight {
         self.state.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -208,11 +220,16 @@ impl BackendPool {
                     || Arc::new(BackendState::fresh(ramp_from, initial)),
                     |state| Arc::clone(state),
                 );
+                let cap = options
+                    .backend_caps
+                    .get(&addr)
+                    .map_or(options.limits.backend_cap(), |c| c.get());
                 Arc::new(Backend {
                     addr,
                     weight,
                     state,
                     load: Arc::clone(&load),
+                    cap,
                 })
             })
             .collect();
@@ -295,7 +312,6 @@ impl BackendPool {
             summary,
             now,
             ramp: self.ramp,
-            cap: self.options.limits.backend_cap(),
             rng: &self.picks.rng,
             cursor: &self.picks.cursor,
             pool_in_flight: self.in_flight(),

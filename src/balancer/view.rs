@@ -205,8 +205,6 @@ pub(crate) struct View<'a> {
     /// The pick's time as a stamp.
     pub(crate) now: i64,
     pub(crate) ramp: Option<Ramp>,
-    /// Per-backend in-flight cap (`u64::MAX`: none).
-    pub(crate) cap: u64,
     pub(crate) rng: &'a SharedRng,
     pub(crate) cursor: &'a AtomicUsize,
     /// Requests in flight in the whole pool.
@@ -228,7 +226,7 @@ impl View<'_> {
         let flags = state.flags();
         if backend.weight == 0
             || BackendState::is_draining_flag(flags)
-            || state.in_flight() >= self.cap
+            || state.in_flight() >= backend.cap()
         {
             return false;
         }

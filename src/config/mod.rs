@@ -218,6 +218,8 @@ pub struct BackendConfig {
     pub weight: u32,
     /// The host name is looked up again at its TTL and the pool follows its addresses.
     pub resolve: bool,
+    /// Requests in flight to this backend (each of its addresses) at most.
+    pub max_connections: Option<std::num::NonZeroU64>,
 }
 
 /// A host pattern of a route.

@@ -416,6 +416,33 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_takes_its_own_connection_limit() {
+        let source = BASE.replace(
+            "{ addr = \"127.0.0.1:9000\" }",
+            "{ addr = \"127.0.0.1:9000\", max_connections = 3 }, { addr = \"127.0.0.1:9001\", max_connections = 0 }",
+        );
+        let error = Config::parse(&source, "test.toml", Path::new("."))
+            .unwrap_err()
+            .problems();
+        assert_eq!(
+            error,
+            vec![
+                "test.toml:9: pools.api.backends[1].max_connections: 0 must be a positive whole number"
+            ]
+        );
+        let config = Config::parse(
+            &BASE.replace("\" }", "\", max_connections = 3 }"),
+            "test.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            config.pools[0].backends[0].max_connections.map(|n| n.get()),
+            Some(3)
+        );
+    }
+
+    #[test]
     fn bad_balancing_keys_are_each_named_with_file_line_and_key() {
         let problems = parse(
             "algorithm = \"fastest\"\nhash_on = \"body\"\nretry_on = [200]\n[pools.api.retry_budget]\nratio = 2.0\n[pools.api.health]\nexpected_status = \"300-200\"\nrise = 0\n[pools.api.outlier]\nmax_ejected_share = 1.5\n",

@@ -226,6 +226,9 @@ pub struct RawBackend {
     pub weight: Option<i64>,
     /// Look the host name up again at its TTL (DNS discovery); default false.
     pub resolve: Option<bool>,
+    /// Requests in flight to this backend at most (overrides the pool's
+    /// `max_connections_per_backend`).
+    pub max_connections: Option<i64>,
 }
 
 /// `[[routes]]`

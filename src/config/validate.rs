@@ -486,10 +486,21 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
                     "needs a host name to look up, not an address",
                 );
             }
+            let max_connections = backend.max_connections.and_then(|n| {
+                let parsed = u64::try_from(n).ok().and_then(std::num::NonZeroU64::new);
+                if parsed.is_none() {
+                    problems.add(
+                        format!("{key}.max_connections"),
+                        format!("{n} must be a positive whole number"),
+                    );
+                }
+                parsed
+            });
             backends.push(BackendConfig {
                 addr: backend.addr.clone(),
                 weight,
                 resolve,
+                max_connections,
             });
         }
         pools.push(PoolConfig {

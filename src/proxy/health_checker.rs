@@ -23,7 +23,8 @@ use tokio::time::Instant;
 
 use super::RequestBody;
 use crate::balancer::{
-    ActiveHealth, CheckResult, HealthCheckConfig, HealthTransition, first_check_at, next_check_at,
+    ActiveHealth, CheckResult, HealthCheckConfig, HealthStatus, HealthTransition, first_check_at,
+    next_check_at,
 };
 use crate::shared::Shared;
 
@@ -85,6 +86,17 @@ fn schedule(
             }
         }
         let Some(config) = &pool_config.balance.health else {
+            // Checks turned off by a reload: their last verdict no longer holds.
+            for backend in pool.backends.backends() {
+                if backend.state.health() == HealthStatus::Unhealthy {
+                    backend.state.publish(&HealthTransition::BecameHealthy, now);
+                    pool_transition(
+                        &pool_config.name,
+                        backend.addr,
+                        &HealthTransition::BecameHealthy,
+                    );
+                }
+            }
             continue;
         };
         for (index, backend) in pool.backends.backends().iter().enumerate() {

@@ -346,6 +346,25 @@ fn every_algorithm_skips_a_backend_at_its_in_flight_cap() {
 }
 
 #[test]
+fn a_per_backend_cap_overrides_the_pool_wide_one() {
+    let now = Instant::now();
+    for algorithm in all_algorithms() {
+        let mut options = options(algorithm.clone());
+        let backends = weighted(&[1, 1]);
+        let first = backends.first().unwrap().0;
+        options
+            .backend_caps
+            .insert(first, std::num::NonZeroU64::new(1).unwrap());
+        let pool = BackendPool::with_options("p", backends, None, options, now);
+        assert_eq!(pool.backends()[0].cap(), 1);
+        assert_eq!(pool.backends()[1].cap(), u64::MAX);
+        let _held = pool.backends()[0].start();
+        let counts = counts(&pool, 100, now);
+        assert_eq!(counts, vec![0, 100], "{}", algorithm.as_str());
+    }
+}
+
+#[test]
 fn labels_are_stable() {
     let labels: Vec<&str> = all_algorithms().iter().map(Algorithm::as_str).collect();
     assert_eq!(
