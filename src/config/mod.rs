@@ -111,6 +111,13 @@ pub struct Limits {
     pub max_request_body_bytes: u64,
 }
 
+impl Limits {
+    /// The smallest HTTP/1 read buffer the listeners give hyper (room for a request line and a
+    /// few headers). The buffer is `max(max_request_header_bytes, this)`, so with a header
+    /// limit at least this large the buffer itself enforces it.
+    pub const MIN_READ_BUFFER: usize = 8192;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

@@ -196,14 +196,21 @@ fn admit(request: &http::request::Parts, snapshot: &Snapshot) -> Flow {
     if request.headers.len() > limits.max_headers {
         return Flow::Respond(ProxyError::HeadTooLarge);
     }
-    let head_bytes: usize = request
-        .headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum::<usize>()
-        + request.uri.path_and_query().map_or(1, |p| p.as_str().len());
-    if head_bytes > limits.max_request_header_bytes {
-        return Flow::Respond(ProxyError::HeadTooLarge);
+    // An HTTP/1 head is already bounded by hyper's read buffer, which the listener sets to
+    // this limit (validation keeps it at least `Limits::MIN_READ_BUFFER`; hyper answers 431
+    // itself), so the sum is only needed for HTTP/2.
+    let bounded_by_reader = request.version <= Version::HTTP_11
+        && limits.max_request_header_bytes >= crate::config::Limits::MIN_READ_BUFFER;
+    if !bounded_by_reader {
+        let head_bytes: usize = request
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>()
+            + request.uri.path_and_query().map_or(1, |p| p.as_str().len());
+        if head_bytes > limits.max_request_header_bytes {
+            return Flow::Respond(ProxyError::HeadTooLarge);
+        }
     }
     if request.method == Method::CONNECT {
         return Flow::Respond(ProxyError::MethodNotAllowed);

@@ -53,7 +53,7 @@ impl ListenerSpec {
             .timer(TokioTimer::new())
             .keep_alive(true)
             .header_read_timeout(timeouts.request_header)
-            .max_buf_size(limits.max_request_header_bytes.max(8192))
+            .max_buf_size(limits.max_request_header_bytes.max(Limits::MIN_READ_BUFFER))
             .max_headers(limits.max_headers);
         builder
             .http2()
