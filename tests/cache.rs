@@ -940,3 +940,75 @@ async fn the_demo_serves_repeats_from_cache_and_a_tag_purge_shows_an_update() {
     app.shutdown().await;
     backend.stop().await;
 }
+
+#[tokio::test]
+async fn a_response_over_the_object_limit_streams_through_and_releases_waiters_at_once() {
+    use http_body_util::BodyExt;
+    let rest = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::clone(&rest);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let origin = Origin::start(move |_| {
+        let gate = Arc::clone(&gate);
+        let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            // No Content-Length: the size is learnt only while streaming.
+            let (mut sender, body) = http_body_util::channel::Channel::<
+                Bytes,
+                Box<dyn std::error::Error + Send + Sync>,
+            >::new(4);
+            tokio::spawn(async move {
+                let _ = sender.send_data(Bytes::from(vec![b'a'; 4096])).await;
+                if first {
+                    gate.notified().await;
+                }
+                let _ = sender.send_data(Bytes::from_static(b"end")).await;
+            });
+            let mut response = Response::new(body.boxed());
+            response
+                .headers_mut()
+                .insert("cache-control", "max-age=300".parse().unwrap());
+            response
+        }
+    })
+    .await;
+    let app = start_proxy(&cache_config(origin.addr, "max_object_size = \"1KiB\"")).await;
+    let addr = app.addr().unwrap();
+    let client = h1_client();
+    // The leader: its head and first 4 KiB arrive, then the origin holds the rest.
+    let leader = client
+        .request(
+            Request::get(format!("http://{addr}/big"))
+                .body(empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut leader_body = leader.into_body();
+    let first = tokio::time::timeout(DEADLINE, leader_body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.data_ref().map(Bytes::len), Some(4096));
+    // A request for the same URL now: released as soon as the leader gave up collecting,
+    // it fetches on its own and finishes while the leader's body is still held.
+    let (second, body) = get(addr, "/big").await;
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(body.len(), 4096 + 3);
+    rest.notify_one();
+    let mut total = 4096;
+    while let Some(frame) = tokio::time::timeout(DEADLINE, leader_body.frame())
+        .await
+        .unwrap()
+    {
+        total += frame.unwrap().data_ref().map_or(0, Bytes::len);
+    }
+    assert_eq!(total, 4096 + 3);
+    assert_eq!(
+        app.shared().cache.store_ref().objects(),
+        0,
+        "too big to store"
+    );
+    assert_eq!(app.shared().cache.snapshot().coalesced_timeouts, 0);
+    app.shutdown().await;
+}

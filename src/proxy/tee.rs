@@ -15,7 +15,9 @@ use http::{HeaderMap, StatusCode};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::body::BoxError;
-use crate::cache::{BodyCollector, Cache, CacheKey, Collected, Entry, Leader, StorePlan};
+use crate::cache::{
+    BodyCollector, Cache, CacheKey, Collected, Collecting, Entry, Leader, StorePlan,
+};
 
 /// What to store once the body is complete.
 pub(crate) struct PendingStore {
@@ -97,8 +99,12 @@ impl Body for Tee {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(collector)) = (frame.data_ref(), this.collector.as_mut()) {
-                    collector.push(data);
+                if let (Some(data), Some(collector)) = (frame.data_ref(), this.collector.as_mut())
+                    && collector.push(data) == Collecting::GaveUp
+                {
+                    // Too big to store: release the waiters now, not when the stream ends.
+                    tracing::debug!("response over the object size limit; not stored");
+                    this.abandon();
                 }
                 if this.inner.is_end_stream() {
                     this.end();
