@@ -84,9 +84,13 @@ impl BodyCollector {
         if declared.is_some_and(|declared| declared != self.length as u64) {
             return Collected::Skip(NoCacheReason::Incomplete);
         }
-        let mut chunks = self.chunks;
+        let chunks = self.chunks;
+        // Always one fresh allocation of exactly the body's length, even for a body that came
+        // in one frame: a frame is a slice of the connection's read buffer, and storing it
+        // would keep that whole buffer alive for the entry's life.
         if chunks.len() <= 1 {
-            return Collected::Complete(chunks.pop().unwrap_or_default());
+            let body = chunks.first().map(|c| Bytes::copy_from_slice(c));
+            return Collected::Complete(body.unwrap_or_default());
         }
         let mut body = BytesMut::with_capacity(self.length);
         for chunk in &chunks {
