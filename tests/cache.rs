@@ -1012,3 +1012,82 @@ async fn a_response_over_the_object_limit_streams_through_and_releases_waiters_a
     assert_eq!(app.shared().cache.snapshot().coalesced_timeouts, 0);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stored_204_is_served_from_cache() {
+    let origin = Origin::start(|_| async {
+        let mut response = Response::new(empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        response
+            .headers_mut()
+            .insert("cache-control", "max-age=300".parse().unwrap());
+        response
+    })
+    .await;
+    let app = cached_proxy(origin.addr).await;
+    let addr = app.addr().unwrap();
+    get(addr, "/empty").await;
+    let (second, body) = get(addr, "/empty").await;
+    assert_eq!(second.status(), StatusCode::NO_CONTENT);
+    assert!(body.is_empty());
+    assert!(
+        header(&second, "cache-status").contains("hit"),
+        "{second:?}"
+    );
+    assert_eq!(
+        header(&second, "content-length"),
+        "",
+        "RFC 9110 8.6: none on a 204"
+    );
+    assert_eq!(origin.count(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_briefly_stale_response_is_served_while_the_origin_is_unreachable_unless_it_must_revalidate()
+ {
+    let origin = Origin::start(|request: Request<Incoming>| async move {
+        let strict = request.uri().path() == "/strict";
+        let mut response = Response::new(full("kept"));
+        let headers = response.headers_mut();
+        let cache_control = if strict {
+            "max-age=10, must-revalidate"
+        } else {
+            "max-age=10"
+        };
+        headers.insert("cache-control", cache_control.parse().unwrap());
+        // 10 s stale at once: within the default stale_if_unreachable of 60 s.
+        headers.insert("age", "20".parse().unwrap());
+        headers.insert("etag", "\"k\"".parse().unwrap());
+        response
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, cache_config(origin.addr, "")).unwrap();
+    let app = App::start(
+        sluice::config::Config::load(&path).unwrap(),
+        Some(path.clone()),
+    )
+    .await
+    .unwrap();
+    let addr = app.addr().unwrap();
+    get(addr, "/plain").await;
+    get(addr, "/strict").await;
+    std::fs::write(&path, cache_config(closed_port().await, "")).unwrap();
+    app.reload().await.unwrap();
+    let (plain, body) = get(addr, "/plain").await;
+    assert_eq!(plain.status(), StatusCode::OK, "{plain:?}");
+    assert_eq!(body, "kept");
+    assert!(
+        header(&plain, "cache-status").contains("fwd=stale"),
+        "{plain:?}"
+    );
+    let (strict, _) = get(addr, "/strict").await;
+    assert_eq!(
+        strict.status(),
+        StatusCode::BAD_GATEWAY,
+        "must-revalidate: {strict:?}"
+    );
+    app.shutdown().await;
+}

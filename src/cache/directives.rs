@@ -299,6 +299,15 @@ fn parse_member(member: &str, syntax: Syntax) -> Member<'_> {
         if !is_dictionary_key(name) || value.is_some_and(|v| !is_dictionary_item(v)) {
             return Member::Invalid;
         }
+        // RFC 9213 2.1: the delta directives are Integers; another type (`max-age="60"`)
+        // makes the field invalid, so it is ignored as a whole.
+        if matches!(
+            name,
+            "max-age" | "s-maxage" | "stale-while-revalidate" | "stale-if-error"
+        ) && value.is_some_and(|v| !is_sf_integer(v))
+        {
+            return Member::Invalid;
+        }
         if let Some(params) = params
             && !params
                 .split(';')
@@ -311,6 +320,12 @@ fn parse_member(member: &str, syntax: Syntax) -> Member<'_> {
         name,
         value: value.map(unquote),
     })
+}
+
+/// An RFC 8941 Integer: an optional `-` and 1 to 15 digits.
+fn is_sf_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `max-age=60;sluice` -> (`max-age=60`, Some(`sluice`)), ignoring `;` inside quotes.

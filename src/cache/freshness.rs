@@ -153,10 +153,14 @@ pub(crate) fn initial_age(
     let response_delay = response_time
         .duration_since(request_time)
         .unwrap_or_default();
+    // Age is a single delta-seconds; a list on one line (`7200, 0`, from a broken upstream)
+    // counts by its first member, the way a list split over lines counts by its first line.
     let age_value = headers
         .get(AGE)
         .and_then(|value| value.to_str().ok())
-        .filter(|text| !text.trim().is_empty() && text.trim().bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|text| text.split(',').next())
+        .map(str::trim)
+        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|text| delta(Some(text)))
         .map_or(Duration::ZERO, Duration::from_secs);
     apparent_age.max(age_value.saturating_add(response_delay))

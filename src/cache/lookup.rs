@@ -225,7 +225,9 @@ pub enum OnError {
 }
 
 /// RFC 5861 4 (stale-if-error, from the response or the request) at `now`, capped by the
-/// route's `max_stale`. Errors are 500, 502, 503, 504 and no answer at all.
+/// route's `max_stale`. Errors are 500, 502, 503, 504 and no answer at all; with no answer at
+/// all the route's `stale_if_unreachable` applies too (RFC 9111 4.2.4), unless the response
+/// requires revalidation.
 pub fn stale_on_error(
     entry: &Entry,
     request: &HeaderMap,
@@ -244,7 +246,15 @@ pub fn stale_on_error(
     let requested = RequestDirectives::parse(request)
         .stale_if_error
         .map_or(Duration::ZERO, Duration::from_secs);
-    let window = freshness.stale_if_error.max(requested).min(rules.max_stale);
+    let granted = freshness.stale_if_error.max(requested);
+    // RFC 9111 4.2.4: a disconnected cache may serve stale unless the response forbids it.
+    let disconnected =
+        if failure == UpstreamFailure::Unreachable && freshness.stale == StaleRule::Allowed {
+            rules.stale_if_unreachable
+        } else {
+            Duration::ZERO
+        };
+    let window = granted.max(disconnected).min(rules.max_stale);
     if window > Duration::ZERO && freshness.staleness(now) <= window {
         OnError::ServeStale
     } else {

@@ -32,6 +32,11 @@ pub struct CacheRules {
     /// The most staleness ever served, whatever stale-while-revalidate, stale-if-error or a
     /// client's max-stale allow.
     pub max_stale: Duration,
+    /// How stale a response may be served when the origin cannot be reached (refused, reset,
+    /// timed out) though it granted no stale-if-error: RFC 9111 4.2.4 lets a disconnected
+    /// cache do so unless the response requires revalidation (must-revalidate,
+    /// proxy-revalidate, no-cache, s-maxage). Zero turns it off; `max_stale` caps it.
+    pub stale_if_unreachable: Duration,
     /// How long an expired entry that has a validator is kept so that it can be revalidated
     /// with a cheap 304 instead of fetched again.
     pub revalidation_window: Duration,
@@ -52,6 +57,7 @@ impl Default for CacheRules {
             client_no_cache: ClientNoCache::Honour,
             set_cookie: SetCookie::Skip,
             max_stale: Duration::from_secs(24 * 3600),
+            stale_if_unreachable: Duration::from_secs(60),
             revalidation_window: Duration::from_secs(3600),
             key: KeyRules::default(),
         }

@@ -308,6 +308,15 @@ pub(super) fn route_cache(
             &raw.max_stale,
             defaults.max_stale,
         ),
+        stale_if_unreachable: match raw.stale_if_unreachable.as_deref() {
+            Some("0s") | Some("0") | Some("off") => Duration::ZERO,
+            _ => duration(
+                problems,
+                &key("stale_if_unreachable"),
+                &raw.stale_if_unreachable,
+                defaults.stale_if_unreachable,
+            ),
+        },
         revalidation_window: duration(
             problems,
             &key("revalidation_window"),

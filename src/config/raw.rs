@@ -295,6 +295,9 @@ pub struct RawRouteCache {
     pub set_cookie: Option<String>,
     /// The most staleness ever served (default 1d).
     pub max_stale: Option<String>,
+    /// How stale a response may be served while the origin is unreachable (default 60s; "0s"
+    /// turns it off).
+    pub stale_if_unreachable: Option<String>,
     /// How long an expired entry with a validator is kept for revalidation (default 1h).
     pub revalidation_window: Option<String>,
     /// How long a request waits for another's fetch of the same key (default 10s).

@@ -67,11 +67,17 @@ pub(crate) struct Tee {
 impl Tee {
     /// Streams `inner`, collecting at most `pending.plan.max_body` bytes for the store.
     pub(crate) fn new(inner: Incoming, pending: PendingStore) -> Tee {
-        Tee {
+        let mut tee = Tee {
             inner,
             collector: Some(BodyCollector::new(pending.plan.max_body)),
             pending: Some(pending),
+        };
+        // A body that is over before it starts (204, Content-Length: 0) is never polled:
+        // store it now.
+        if tee.inner.is_end_stream() {
+            tee.end();
         }
+        tee
     }
 
     fn end(&mut self) {

@@ -132,6 +132,13 @@ fn rfc9213_2_2_an_invalid_targeted_field_is_ignored() {
     );
     let parsed = response(&[("cache-control", "max-age=5"), ("cdn-cache-control", "")]);
     assert_eq!(parsed.source, DirectiveSource::CacheControl);
+    // A delta directive of the wrong type (a String, not an Integer) invalidates the field.
+    let parsed = response(&[
+        ("cache-control", "no-store"),
+        ("cdn-cache-control", "max-age=\"10000\""),
+    ]);
+    assert_eq!(parsed.source, DirectiveSource::CacheControl);
+    assert!(parsed.no_store);
 }
 
 #[test]

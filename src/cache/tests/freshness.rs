@@ -122,6 +122,35 @@ fn default_ttl_applies_only_when_the_origin_gives_no_explicit_freshness() {
 }
 
 #[test]
+fn rfc9111_5_1_an_age_list_on_one_line_counts_by_its_first_member() {
+    let request = get("/a", &[]);
+    for (age, initial) in [("7200, 0", 7200), ("0, 7200", 0), ("old, 0", 0)] {
+        let response = response(
+            200,
+            &[
+                ("cache-control", "max-age=10000"),
+                ("age", age),
+                ("date", &date(0)),
+            ],
+        );
+        let Cacheability::Store(plan) = cacheability(
+            RequestHead::from(&request),
+            ResponseHead::from(&response),
+            &CacheRules::default(),
+            at(0),
+            at(0),
+        ) else {
+            panic!("{age} not stored");
+        };
+        assert_eq!(
+            plan.freshness.initial_age,
+            Duration::from_secs(initial),
+            "{age}"
+        );
+    }
+}
+
+#[test]
 fn rfc9111_4_2_3_initial_age_adds_the_response_delay_to_the_age_header() {
     let request = get("/a", &[]);
     let response = response(

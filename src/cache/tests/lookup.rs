@@ -268,6 +268,44 @@ fn rfc5861_4_a_request_stale_if_error_widens_the_window_but_not_must_revalidate(
 }
 
 #[test]
+fn rfc9111_4_2_4_a_disconnected_cache_serves_briefly_stale_unless_revalidation_is_required() {
+    let rules = CacheRules::default();
+    let none = HeaderMap::new();
+    let unreachable = UpstreamFailure::Unreachable;
+    // 30 s stale, within the default 60 s.
+    let plain = stored("max-age=60");
+    assert_eq!(
+        stale_on_error(&plain, &none, unreachable, &rules, at(90)),
+        OnError::ServeStale
+    );
+    // An origin that answers, even with a 503, is not a disconnection.
+    let busy = UpstreamFailure::Status(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        stale_on_error(&plain, &none, busy, &rules, at(90)),
+        OnError::PassError
+    );
+    for strict in [
+        "max-age=60, must-revalidate",
+        "max-age=60, proxy-revalidate",
+        "s-maxage=60",
+    ] {
+        assert_eq!(
+            stale_on_error(&stored(strict), &none, unreachable, &rules, at(90)),
+            OnError::PassError,
+            "{strict}"
+        );
+    }
+    let off = CacheRules {
+        stale_if_unreachable: std::time::Duration::ZERO,
+        ..CacheRules::default()
+    };
+    assert_eq!(
+        stale_on_error(&plain, &none, unreachable, &off, at(90)),
+        OnError::PassError
+    );
+}
+
+#[test]
 fn a_soft_purged_entry_is_still_served_under_stale_if_error() {
     let entry = stored("max-age=600, stale-if-error=60");
     entry.soft_purge();
