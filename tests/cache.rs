@@ -393,7 +393,8 @@ async fn a_hundred_concurrent_misses_make_one_origin_request() {
         }
     })
     .await;
-    let app = cached_proxy(origin.addr).await;
+    // Longer than DEADLINE: on a loaded machine the waiters must not time out first.
+    let app = start_proxy(&cache_config(origin.addr, "coalesce_timeout = \"120s\"")).await;
     let addr = app.addr().unwrap();
     let mut requests = Vec::new();
     for _ in 0..100 {
@@ -445,7 +446,8 @@ async fn an_uncacheable_answer_releases_coalesced_waiters_at_once() {
         }
     })
     .await;
-    let app = cached_proxy(origin.addr).await;
+    // Longer than DEADLINE: on a loaded machine the waiters must not time out first.
+    let app = start_proxy(&cache_config(origin.addr, "coalesce_timeout = \"120s\"")).await;
     let addr = app.addr().unwrap();
     let mut requests = Vec::new();
     for _ in 0..10 {
@@ -971,7 +973,11 @@ async fn a_response_over_the_object_limit_streams_through_and_releases_waiters_a
         }
     })
     .await;
-    let app = start_proxy(&cache_config(origin.addr, "max_object_size = \"1KiB\"")).await;
+    let app = start_proxy(&cache_config(
+        origin.addr,
+        "max_object_size = \"1KiB\"\ncoalesce_timeout = \"120s\"",
+    ))
+    .await;
     let addr = app.addr().unwrap();
     let client = h1_client();
     // The leader: its head and first 4 KiB arrive, then the origin holds the rest.

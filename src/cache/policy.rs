@@ -193,11 +193,19 @@ fn plan(
     if !(reusable_fresh || validator || grace > Duration::ZERO) {
         return Err(NoCacheReason::NoFreshness);
     }
+    // Kept past its lifetime: for its own stale grants, for a cheap revalidation when it has
+    // a validator, and for a disconnected origin (RFC 9111 4.2.4) unless that is forbidden.
+    let disconnected = if freshness.stale == StaleRule::Allowed {
+        rules.stale_if_unreachable.min(rules.max_stale)
+    } else {
+        Duration::ZERO
+    };
     let window = if validator {
         grace.max(rules.revalidation_window)
     } else {
         grace
-    };
+    }
+    .max(disconnected);
     let stale_at = freshness.stale_at();
     Ok(StorePlan {
         keep_until: stale_at.checked_add(window).unwrap_or(stale_at),

@@ -296,6 +296,23 @@ fn keep_until_covers_freshness_and_the_stale_windows() {
 }
 
 #[test]
+fn rfc9111_4_2_4_an_entry_is_kept_for_a_disconnected_origin_unless_it_must_revalidate() {
+    let rules = CacheRules::default();
+    let plain = plan(
+        &get("/a", &[]),
+        &response(200, &[("cache-control", "max-age=60")]),
+        &rules,
+    );
+    assert_eq!(plain.keep_until, at(60) + rules.stale_if_unreachable);
+    let strict = plan(
+        &get("/a", &[]),
+        &response(200, &[("cache-control", "max-age=60, must-revalidate")]),
+        &rules,
+    );
+    assert_eq!(strict.keep_until, at(60));
+}
+
+#[test]
 fn stored_entry_drops_hop_by_hop_fields_and_sets_content_length() {
     let request = get("/a", &[]);
     let response = response(
