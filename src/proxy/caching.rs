@@ -178,12 +178,14 @@ async fn miss(
     };
     observe(upstream, record, CacheOutcome::Miss);
     let sent = SystemTime::now();
+    let mut headers = parts.headers.clone();
+    announce_surrogate(&mut headers);
     let response = upstream
         .fetch(
             &parts.method,
             &parts.uri,
             parts.version,
-            parts.headers.clone(),
+            headers,
             body,
             record,
         )
@@ -265,6 +267,19 @@ fn upstream_head(
     (head, incoming)
 }
 
+/// The `Surrogate-Capability` header (W3C Edge Architecture): tells the origin that a surrogate
+/// called `sluice` is on the way, so it can aim `Surrogate-Control` directives at it with
+/// `;sluice`. Appended, so surrogates in front of Sluice stay listed.
+static SURROGATE_CAPABILITY: http::HeaderName =
+    http::HeaderName::from_static("surrogate-capability");
+
+fn announce_surrogate(headers: &mut HeaderMap) {
+    headers.append(
+        SURROGATE_CAPABILITY.clone(),
+        HeaderValue::from_static("sluice=\"Surrogate/1.0\""),
+    );
+}
+
 fn client_head(headers: &mut HeaderMap, facing: Facing, status: &CacheStatus) {
     strip_for_client(headers, facing);
     headers.append(CACHE_STATUS.clone(), status.to_header_value());
@@ -294,6 +309,7 @@ async fn revalidate(
     let fwd = Fwd::of_stale(stale.reason);
     let conditional = entry.has_validator();
     let mut headers = parts.headers.clone();
+    announce_surrogate(&mut headers);
     if conditional {
         prepare_revalidation(&mut headers, &entry);
     }
@@ -584,6 +600,7 @@ async fn background_refresh(
 ) {
     let mut record = RequestRecord::detached(shared, upstream.conn);
     let mut headers = parts.headers.clone();
+    announce_surrogate(&mut headers);
     let conditional = entry.has_validator();
     if conditional {
         prepare_revalidation(&mut headers, &entry);
