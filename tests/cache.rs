@@ -28,6 +28,25 @@ async fn cached_proxy(origin: SocketAddr) -> App {
     start_proxy(&cache_config(origin, "")).await
 }
 
+/// A caching proxy started from a config file, so that a test can edit and reload it. The
+/// directory lives as long as the returned guard.
+async fn cached_proxy_from_file(
+    origin: SocketAddr,
+) -> (App, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, cache_config(origin, "")).unwrap();
+    let config = sluice::config::Config::load(&path).unwrap();
+    let app = App::start(config, Some(path.clone())).await.unwrap();
+    (app, dir, path)
+}
+
+/// The origin goes away: the pool now points at a port nobody listens on (the cache stays).
+async fn point_at_a_closed_port(app: &App, path: &std::path::Path) {
+    std::fs::write(path, cache_config(closed_port().await, "")).unwrap();
+    app.reload().await.unwrap();
+}
+
 fn header<'a>(response: &'a Response<()>, name: &str) -> &'a str {
     response
         .headers()
@@ -349,20 +368,10 @@ async fn stale_if_error_serves_stale_when_the_origin_is_unreachable() {
         "kept",
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    std::fs::write(&path, cache_config(origin.addr, "")).unwrap();
-    let app = App::start(
-        sluice::config::Config::load(&path).unwrap(),
-        Some(path.clone()),
-    )
-    .await
-    .unwrap();
+    let (app, _dir, path) = cached_proxy_from_file(origin.addr).await;
     let addr = app.addr().unwrap();
     get(addr, "/down").await;
-    // The origin goes away: the pool now points at a port nobody listens on.
-    std::fs::write(&path, cache_config(closed_port().await, "")).unwrap();
-    app.reload().await.unwrap();
+    point_at_a_closed_port(&app, &path).await;
     let (response, body) = get(addr, "/down").await;
     assert_eq!(response.status(), StatusCode::OK, "{response:?}");
     assert_eq!(body, "kept");
@@ -1068,20 +1077,11 @@ async fn a_briefly_stale_response_is_served_while_the_origin_is_unreachable_unle
         response
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    std::fs::write(&path, cache_config(origin.addr, "")).unwrap();
-    let app = App::start(
-        sluice::config::Config::load(&path).unwrap(),
-        Some(path.clone()),
-    )
-    .await
-    .unwrap();
+    let (app, _dir, path) = cached_proxy_from_file(origin.addr).await;
     let addr = app.addr().unwrap();
     get(addr, "/plain").await;
     get(addr, "/strict").await;
-    std::fs::write(&path, cache_config(closed_port().await, "")).unwrap();
-    app.reload().await.unwrap();
+    point_at_a_closed_port(&app, &path).await;
     let (plain, body) = get(addr, "/plain").await;
     assert_eq!(plain.status(), StatusCode::OK, "{plain:?}");
     assert_eq!(body, "kept");

@@ -180,16 +180,7 @@ async fn miss(
     let sent = SystemTime::now();
     let mut headers = parts.headers.clone();
     announce_surrogate(&mut headers);
-    let response = upstream
-        .fetch(
-            &parts.method,
-            &parts.uri,
-            parts.version,
-            headers,
-            body,
-            record,
-        )
-        .await?;
+    let response = upstream.fetch(&parts, headers, body, record).await?;
     let received = SystemTime::now();
     Ok(store_or_skip(
         shared, upstream, settings, &parts, key, leader, fwd, response, sent, received,
@@ -314,16 +305,7 @@ async fn revalidate(
         prepare_revalidation(&mut headers, &entry);
     }
     let sent = SystemTime::now();
-    let result = upstream
-        .fetch(
-            &parts.method,
-            &parts.uri,
-            parts.version,
-            headers,
-            None,
-            record,
-        )
-        .await;
+    let result = upstream.fetch(&parts, headers, None, record).await;
     let received = SystemTime::now();
     let facing = upstream.conn.facing;
     match result {
@@ -441,14 +423,7 @@ async fn pass(
     let has_body = body_expected(&parts, &body);
     let headers = std::mem::take(&mut parts.headers);
     let response = upstream
-        .fetch(
-            &parts.method,
-            &parts.uri,
-            parts.version,
-            headers,
-            has_body.then_some(body),
-            record,
-        )
+        .fetch(&parts, headers, has_body.then_some(body), record)
         .await?;
     let targets = invalidation_targets(
         RequestHead::new(&parts.method, &parts.uri, &host),
@@ -606,17 +581,7 @@ async fn background_refresh(
         prepare_revalidation(&mut headers, &entry);
     }
     let sent = SystemTime::now();
-    let response = match upstream
-        .fetch(
-            &parts.method,
-            &parts.uri,
-            parts.version,
-            headers,
-            None,
-            &mut record,
-        )
-        .await
-    {
+    let response = match upstream.fetch(&parts, headers, None, &mut record).await {
         Ok(response) => response,
         Err(error) => {
             error.log(&record.request_id, record.upstream);

@@ -384,14 +384,7 @@ impl Proxy {
         let has_body = body_expected(&parts, &body);
         let headers = std::mem::take(&mut parts.headers);
         let mut response = upstream
-            .fetch(
-                &parts.method,
-                &parts.uri,
-                parts.version,
-                headers,
-                has_body.then_some(body),
-                record,
-            )
+            .fetch(&parts, headers, has_body.then_some(body), record)
             .await?;
 
         // 8 respond
@@ -439,18 +432,18 @@ impl Upstream<'_> {
     }
 
     /// Steps 5 and 6: rewrites the client's `headers`, picks a backend and sends.
+    /// `head` gives the method, target and version (its own headers are not read: `headers`
+    /// are the ones to send).
     pub(crate) async fn fetch(
         &self,
-        method: &Method,
-        uri: &http::Uri,
-        version: Version,
+        head: &http::request::Parts,
         mut headers: http::HeaderMap,
         body: Option<Incoming>,
         record: &mut RequestRecord,
     ) -> Result<Response<Incoming>, ProxyError> {
-        let upgrade = headers::upgrade_request(&headers, version).cloned();
+        let upgrade = headers::upgrade_request(&headers, head.version).cloned();
         let rewrite = &self.snapshot.rewrite;
-        let original_host = match uri.authority() {
+        let original_host = match head.uri.authority() {
             Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
             None => headers.get(header::HOST).cloned(),
         };
@@ -460,14 +453,15 @@ impl Upstream<'_> {
             host_value: original_host.as_ref(),
             proto: self.scheme(),
             host: self.host,
-            version,
+            version: head.version,
             request_id: &record.request_id,
             upgrade: upgrade.as_ref(),
         };
         headers::prepare_request(&mut headers, &forwarding, rewrite);
         let outbound = forward::Outbound {
-            method: method.clone(),
-            path: uri
+            method: head.method.clone(),
+            path: head
+                .uri
                 .path_and_query()
                 .cloned()
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
