@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use crate::cache::{PurgeActor, PurgeMode, PurgeRequest, PurgeRun, PurgeTarget, audit};
+use crate::cache::{Credential, PurgeActor, PurgeMode, PurgeRequest, PurgeRun, PurgeTarget, audit};
 use crate::shared::Shared;
 
 /// The largest request body accepted.
@@ -94,7 +94,11 @@ pub(super) async fn handle(
     let actor = PurgeActor {
         client: &client,
         channel: "admin",
-        credential: if authorised { "token" } else { "none" },
+        credential: if authorised {
+            Credential::Token
+        } else {
+            Credential::None
+        },
     };
     if !authorised {
         // What was asked for is audited even when refused (nothing when the body is bad).

@@ -92,7 +92,8 @@ pub use lookup::{
 };
 pub use policy::{Cacheability, NoCacheReason, StorePlan, cacheability};
 pub use purge::{
-    PurgeActor, PurgeKind, PurgeMode, PurgeOutcome, PurgeRequest, PurgeRun, PurgeTarget, audit,
+    Credential, PurgeActor, PurgeKind, PurgeMode, PurgeOutcome, PurgeRequest, PurgeRun,
+    PurgeTarget, audit,
 };
 pub use range::RangeAnswer;
 pub use respond::{CACHE_STATUS, CacheStatus, Facing, Fwd, set_age, strip_for_client};

@@ -359,8 +359,30 @@ pub struct PurgeActor<'a> {
     pub client: &'a str,
     /// `"admin"` (the JSON API) or `"PURGE"` (the method on a data listener).
     pub channel: &'static str,
-    /// How the client proved it may purge: `"token"`, `"network"` or `"none"`.
-    pub credential: &'static str,
+    /// How the client proved it may purge.
+    pub credential: Credential,
+}
+
+/// How a purge was authorised, as logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// The bearer token.
+    Token,
+    /// A client address in `[purge] allow`.
+    Network,
+    /// Nothing: the purge is refused.
+    None,
+}
+
+impl Credential {
+    /// The log value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Credential::Token => "token",
+            Credential::Network => "network",
+            Credential::None => "none",
+        }
+    }
 }
 
 /// The most targets named in one audit line; the count is always given.
@@ -393,7 +415,7 @@ pub fn audit(actor: PurgeActor<'_>, request: &PurgeRequest, result: Result<&Purg
             target: "sluice::audit",
             client = actor.client,
             channel = actor.channel,
-            credential = actor.credential,
+            credential = actor.credential.as_str(),
             targets = %targets,
             target_count = request.targets.len(),
             soft,
@@ -406,7 +428,7 @@ pub fn audit(actor: PurgeActor<'_>, request: &PurgeRequest, result: Result<&Purg
             target: "sluice::audit",
             client = actor.client,
             channel = actor.channel,
-            credential = actor.credential,
+            credential = actor.credential.as_str(),
             targets = %targets,
             target_count = request.targets.len(),
             soft,

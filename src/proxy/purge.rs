@@ -14,8 +14,8 @@ use http::{Response, request};
 use super::{ProxyError, ResponseBody, Upstream};
 use crate::cache::purge::tags_from_headers;
 use crate::cache::{
-    CacheKey, KeyRules, PurgeActor, PurgeMode, PurgeRequest, PurgeRun, PurgeTarget, RequestHead,
-    audit,
+    CacheKey, Credential, KeyRules, PurgeActor, PurgeMode, PurgeRequest, PurgeRun, PurgeTarget,
+    RequestHead, audit,
 };
 use crate::shared::Shared;
 
@@ -30,11 +30,11 @@ pub(super) fn handle(
     let client = upstream.conn.peer.ip().to_string();
     let presented = parts.headers.get(AUTHORIZATION);
     let credential = if purge.authorises(presented) {
-        "token"
+        Credential::Token
     } else if purge.allows(upstream.conn.peer.ip()) {
-        "network"
+        Credential::Network
     } else {
-        "none"
+        Credential::None
     };
     let request = purge_request(upstream, parts);
     let actor = PurgeActor {
@@ -42,7 +42,7 @@ pub(super) fn handle(
         channel: "PURGE",
         credential,
     };
-    if credential == "none" {
+    if credential == Credential::None {
         let (error, reason) = if presented.is_some() {
             (ProxyError::PurgeUnauthorised, "bad token")
         } else if purge.has_token() {
