@@ -77,11 +77,6 @@ fn rfc9111_4_3_4_a_304_updates_the_stored_fields_but_not_content_length_or_body(
         Some(&b"5"[..])
     );
     assert_eq!(updated.body(), entry.body());
-    assert_eq!(
-        updated.body().as_ptr(),
-        entry.body().as_ptr(),
-        "the body is shared, not copied"
-    );
     assert_eq!(updated.freshness().lifetime, Duration::from_secs(300));
     assert!(updated.freshness().is_fresh(at(350)));
 }
