@@ -16,6 +16,7 @@ use http::header::{
 };
 use http::{HeaderMap, StatusCode};
 
+use super::eviction::Frequency;
 use super::freshness::Freshness;
 use super::key::CacheKey;
 use super::policy::StorePlan;
@@ -71,6 +72,9 @@ pub struct Entry {
     tags: Box<[Box<str>]>,
     keep_until: SystemTime,
     state: AtomicU8,
+    /// Hits since admission, for eviction (kept here, not in the store's slot, because a hit
+    /// reads the entry anyway: one cache miss fewer per hit on a large store).
+    frequency: Frequency,
     charge: usize,
     /// Whether the headers hold Surrogate-Control or a purge-tag field, which are stripped
     /// before clients: most entries have none, and then serving them strips nothing.
@@ -135,6 +139,7 @@ impl Entry {
             tags: plan.tags.into_boxed_slice(),
             keep_until: plan.keep_until,
             state: AtomicU8::new(0),
+            frequency: Frequency::default(),
             charge: 0,
         };
         entry.charge = entry.weigh();
@@ -254,6 +259,11 @@ impl Entry {
             0 => PurgeState::Valid,
             _ => PurgeState::SoftPurged,
         }
+    }
+
+    /// The hit count eviction reads; a hit calls [`Frequency::touch`].
+    pub(crate) fn frequency(&self) -> &Frequency {
+        &self.frequency
     }
 
     pub(crate) fn soft_purge(&self) {

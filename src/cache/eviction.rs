@@ -37,14 +37,14 @@ pub(crate) enum Queue {
     Main,
 }
 
-/// The eviction state of one resident object, kept in the store's slot.
+/// The eviction state of one resident object, kept in the store's slot. Its hit count is a
+/// [`Frequency`] kept apart, in the entry, since a hit reads the entry anyway.
 #[derive(Debug)]
 pub(crate) struct Meta {
     pub(crate) weight: usize,
     /// The key hash, remembered by the ghost list on eviction from the small queue.
     pub(crate) hash: u64,
     queue: Queue,
-    frequency: AtomicU8,
 }
 
 impl Meta {
@@ -53,31 +53,35 @@ impl Meta {
             weight,
             hash,
             queue: Queue::Small,
-            frequency: AtomicU8::new(0),
         }
-    }
-
-    /// Records a hit. Called under the shard's read lock.
-    pub(crate) fn touch(&self) {
-        let frequency = self.frequency.load(Ordering::Relaxed);
-        if frequency < MAX_FREQUENCY {
-            self.frequency
-                .store(frequency.saturating_add(1), Ordering::Relaxed);
-        }
-    }
-
-    fn frequency(&self) -> u8 {
-        self.frequency.load(Ordering::Relaxed)
-    }
-
-    fn set_frequency(&self, value: u8) {
-        self.frequency.store(value, Ordering::Relaxed);
     }
 }
 
-/// Access to the residents' metadata by id.
+/// An object's hit count since admission or since its last pass through a queue (0 to 3).
+#[derive(Debug, Default)]
+pub(crate) struct Frequency(AtomicU8);
+
+impl Frequency {
+    /// Records a hit. Called under the shard's read lock.
+    pub(crate) fn touch(&self) {
+        let frequency = self.get();
+        if frequency < MAX_FREQUENCY {
+            self.set(frequency.saturating_add(1));
+        }
+    }
+
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, value: u8) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+}
+
+/// Access to the residents' metadata and hit counts by id.
 pub(crate) trait Residents {
-    fn meta(&mut self, id: u64) -> Option<&mut Meta>;
+    fn meta(&mut self, id: u64) -> Option<(&mut Meta, &Frequency)>;
 }
 
 /// One shard's S3-FIFO.
@@ -105,14 +109,14 @@ impl S3Fifo {
         }
     }
 
-    /// Enters a new object: into main if its key was recently evicted from small, else small.
+    /// Enters a new object (its hit count starts at 0): into main if its key was recently
+    /// evicted from small, else small.
     pub(crate) fn admit(&mut self, id: u64, meta: &mut Meta) {
         meta.queue = if self.ghost.take(meta.hash) {
             Queue::Main
         } else {
             Queue::Small
         };
-        meta.set_frequency(0);
         match meta.queue {
             Queue::Small => {
                 self.small.push_back(id);
@@ -142,14 +146,14 @@ impl S3Fifo {
         loop {
             let small_over = self.small_bytes > self.budget / SMALL_SHARE || self.main_bytes == 0;
             if small_over && let Some(id) = self.small.pop_front() {
-                let Some(meta) = residents.meta(id) else {
+                let Some((meta, frequency)) = residents.meta(id) else {
                     continue;
                 };
                 if meta.queue != Queue::Small {
                     continue;
                 }
-                if meta.frequency() > 0 {
-                    meta.set_frequency(0);
+                if frequency.get() > 0 {
+                    frequency.set(0);
                     meta.queue = Queue::Main;
                     self.small_bytes = self.small_bytes.saturating_sub(meta.weight);
                     self.main_bytes = self.main_bytes.saturating_add(meta.weight);
@@ -169,15 +173,15 @@ impl S3Fifo {
                 self.main_bytes = 0;
                 continue;
             };
-            let Some(meta) = residents.meta(id) else {
+            let Some((meta, frequency)) = residents.meta(id) else {
                 continue;
             };
             if meta.queue != Queue::Main {
                 continue;
             }
-            let frequency = meta.frequency();
-            if frequency > 0 {
-                meta.set_frequency(frequency.saturating_sub(1));
+            let count = frequency.get();
+            if count > 0 {
+                frequency.set(count.saturating_sub(1));
                 self.main.push_back(id);
                 continue;
             }
@@ -194,12 +198,12 @@ impl S3Fifo {
         self.small.retain(|id| {
             residents
                 .meta(*id)
-                .is_some_and(|meta| meta.queue == Queue::Small)
+                .is_some_and(|(meta, _)| meta.queue == Queue::Small)
         });
         self.main.retain(|id| {
             residents
                 .meta(*id)
-                .is_some_and(|meta| meta.queue == Queue::Main)
+                .is_some_and(|(meta, _)| meta.queue == Queue::Main)
         });
     }
 

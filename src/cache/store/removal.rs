@@ -98,21 +98,14 @@ impl Store {
                 .iter()
                 .filter(|(shard_index, _, _)| *shard_index == index)
             {
-                for id in shard
-                    .primaries
-                    .get(hash)
-                    .map(Variants::as_slice)
-                    .unwrap_or(&[])
-                {
-                    if shard
-                        .slots
-                        .0
-                        .get(id)
-                        .is_some_and(|slot| slot.entry.primary() == *url)
-                    {
-                        selected.insert(*id);
-                    }
-                }
+                let variants = shard.primaries.get(hash).map(Variants::as_slice);
+                selected.extend(
+                    variants
+                        .unwrap_or(&[])
+                        .iter()
+                        .filter(|variant| variant.entry.primary() == *url)
+                        .map(|variant| variant.id),
+                );
             }
             for matcher in matchers {
                 match matcher {

@@ -1,13 +1,26 @@
-//! The ids stored under one primary-key hash, newest first. Nearly every URL has one variant,
-//! so that case lives inline in the map's bucket: a hit then needs no extra heap access.
+//! The entries stored under one primary-key hash, newest first. Nearly every URL has one
+//! variant, so that case lives inline in the map's bucket, with what a hit needs to pick it
+//! (the check hash and the entry): a hit then probes one table and reads one entry.
 
 use std::slice;
+use std::sync::Arc;
 
-/// Ids under one primary hash (several URLs may share a hash; the store compares keys).
+use crate::cache::entry::Entry;
+
+/// One stored variant as the primary index sees it.
+#[derive(Debug)]
+pub(super) struct Variant {
+    pub(super) id: u64,
+    /// The second hash of the primary key (see `Slot`'s doc in `store.rs`).
+    pub(super) check: u64,
+    pub(super) entry: Arc<Entry>,
+}
+
+/// Variants under one primary hash (several URLs may share a hash; `check` tells them apart).
 #[derive(Debug)]
 pub(super) enum Variants {
-    One(u64),
-    Many(Vec<u64>),
+    One(Variant),
+    Many(Vec<Variant>),
 }
 
 /// Whether removing an id left nothing.
@@ -18,35 +31,42 @@ pub(super) enum Emptied {
 }
 
 impl Variants {
-    pub(super) fn as_slice(&self) -> &[u64] {
+    pub(super) fn as_slice(&self) -> &[Variant] {
         match self {
-            Self::One(id) => slice::from_ref(id),
-            Self::Many(ids) => ids,
+            Self::One(variant) => slice::from_ref(variant),
+            Self::Many(variants) => variants,
         }
     }
 
-    /// Adds `id` as the newest.
-    pub(super) fn push_front(&mut self, id: u64) {
+    /// Adds `variant` as the newest.
+    pub(super) fn push_front(&mut self, variant: Variant) {
         match self {
-            Self::One(other) => *self = Self::Many(vec![id, *other]),
-            Self::Many(ids) => ids.insert(0, id),
+            Self::One(_) => {
+                let Self::One(other) = std::mem::replace(self, Self::Many(Vec::with_capacity(2)))
+                else {
+                    return;
+                };
+                *self = Self::Many(vec![variant, other]);
+            }
+            Self::Many(variants) => variants.insert(0, variant),
         }
     }
 
     pub(super) fn remove(&mut self, id: u64) -> Emptied {
         match self {
-            Self::One(other) if *other == id => Emptied::Yes,
+            Self::One(other) if other.id == id => Emptied::Yes,
             Self::One(_) => Emptied::No,
-            Self::Many(ids) => {
-                ids.retain(|other| *other != id);
-                match ids.as_slice() {
-                    [] => Emptied::Yes,
-                    [only] => {
-                        *self = Self::One(*only);
-                        Emptied::No
-                    }
-                    _ => Emptied::No,
+            Self::Many(variants) => {
+                variants.retain(|other| other.id != id);
+                if variants.is_empty() {
+                    return Emptied::Yes;
                 }
+                if variants.len() == 1
+                    && let Some(only) = variants.pop()
+                {
+                    *self = Self::One(only);
+                }
+                Emptied::No
             }
         }
     }

@@ -254,11 +254,13 @@ fn concurrent_inserts_and_finds_keep_the_accounting_exact() {
 
 #[test]
 fn removed_ids_do_not_pile_up_in_the_eviction_queues() {
-    use crate::cache::eviction::{Meta, Residents, S3Fifo};
-    struct Live(std::collections::HashMap<u64, Meta>);
+    use crate::cache::eviction::{Frequency, Meta, Residents, S3Fifo};
+    struct Live(std::collections::HashMap<u64, (Meta, Frequency)>);
     impl Residents for Live {
-        fn meta(&mut self, id: u64) -> Option<&mut Meta> {
-            self.0.get_mut(&id)
+        fn meta(&mut self, id: u64) -> Option<(&mut Meta, &Frequency)> {
+            self.0
+                .get_mut(&id)
+                .map(|(meta, frequency)| (meta, &*frequency))
         }
     }
     let mut fifo = S3Fifo::new(1 << 30);
@@ -267,7 +269,7 @@ fn removed_ids_do_not_pile_up_in_the_eviction_queues() {
         let mut meta = Meta::new(10, id);
         fifo.admit(id, &mut meta);
         if id % 10 == 0 {
-            live.0.insert(id, meta);
+            live.0.insert(id, (meta, Frequency::default()));
         } else {
             fifo.forget(&meta);
         }
