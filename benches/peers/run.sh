@@ -39,8 +39,9 @@ LOAD_CPU=${LOAD_CPU:-0}                 # wrk / h2load and the origin
 SLUICE_BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
 SKIP_BUILD=${SKIP_BUILD:-0}             # 1: use SLUICE_BIN as it is
 CACHE_SIZE_MB=${CACHE_SIZE_MB:-256}     # cache budget of every cached peer
-OBJ_CACHE_MB=${OBJ_CACHE_MB:-3072}      # ... in objs-N scenarios with N >= 100000: Sluice charges
-                                        # ~2.1 KiB per 1 KiB object, and with 2048 4% of 1M missed
+OBJ_CACHE_MB=${OBJ_CACHE_MB:-4096}      # ... in objs-N scenarios with N >= 100000: Sluice charges
+                                        # ~3.2 KiB per 1 KiB object (what RSS grows by), so 3072
+                                        # evicted and 1% of the random requests missed
 HIT_MAX_ORIGIN_PCT=${HIT_MAX_ORIGIN_PCT:-0.1}   # cache mode: a run sending more to origin fails
 NGINX_EXTRA=${NGINX_EXTRA:-}            # directives added to the nginx proxy's location (tuning trials)
 HAPROXY_EXTRA=${HAPROXY_EXTRA:-}        # a line added to HAProxy's defaults section (tuning trials)

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# What it measures: Sluice's cache-hit cost with 1 000 000 stored objects against 1 000, the two
+# measured alternately on two live instances (A holds FEW objects, B holds MANY), so that the
+# machine's drift over minutes falls on both alike. run.sh's objs-N scenarios measure the same
+# pair once each, a minute or two apart; this script is for the ratio alone.
+#
+# Run: benches/peers/objects.sh                 (ROUNDS=5 SECONDS_PER_RUN=5, about 3 minutes)
+#      FEW=1000 MANY=1000000 ROUNDS=8 benches/peers/objects.sh
+# Prints one line per run and the medians: req/s, the proxy's CPU seconds per 100 000 requests
+# (user and total), requests that reached the origin, and the ratios many/few.
+# Traffic goes to 127.0.0.1 only. Needs nginx (the origin), wrk, curl and a release build.
+set -euo pipefail
+export PATH=$PATH:/usr/sbin:/sbin
+export LC_ALL=C
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+FEW=${FEW:-1000}
+MANY=${MANY:-1000000}
+ROUNDS=${ROUNDS:-5}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-5}
+CONNS=${CONNS:-64}
+CACHE=${CACHE:-6GiB}                   # both instances; 1M objects of 1 KiB are charged ~3.2 GB
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+SLUICE_BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
+SKIP_BUILD=${SKIP_BUILD:-0}
+
+log() { printf '[objects %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in nginx wrk curl taskset python3; do
+    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install nginx wrk curl)"
+done
+if [[ $SKIP_BUILD != 1 ]]; then
+    (cd "$ROOT" && cargo build --release --locked --quiet) || die "cargo build --release failed"
+fi
+
+TMP=$(mktemp -d /tmp/sluice-objects.XXXXXX)
+STARTED=()
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The origin: nginx serving one 1 KiB file under every /obj/N, cacheable for an hour.
+ORIGIN_PORT=$(free_port)
+mkdir -p "$TMP/origin" "$TMP/www"
+head -c 1024 /dev/urandom >"$TMP/www/1k.bin"
+cat >"$TMP/origin/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/origin/nginx.pid;
+error_log $TMP/origin/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/origin; proxy_temp_path $TMP/origin;
+    fastcgi_temp_path $TMP/origin; uwsgi_temp_path $TMP/origin; scgi_temp_path $TMP/origin;
+    server {
+        listen 127.0.0.1:$ORIGIN_PORT;
+        root $TMP/www;
+        add_header Cache-Control "public, max-age=3600" always;
+        location /obj/ { try_files /1k.bin =404; }
+        location = /_origin_status { stub_status; }
+    }
+}
+EOF
+taskset -c "$LOAD_CPU" nginx -p "$TMP/origin" -e "$TMP/origin/error.log" -c "$TMP/origin/nginx.conf" &
+STARTED+=($!)
+
+start_sluice() { # start_sluice PORT: sets SLUICE_PID
+    env TOKIO_WORKER_THREADS=1 taskset -c "$PROXY_CPU" "$SLUICE_BIN" proxy \
+        --listen "127.0.0.1:$1" --to "127.0.0.1:$ORIGIN_PORT" --cache "$CACHE" --access-log off \
+        >"$TMP/sluice-$1.out" 2>"$TMP/sluice-$1.err" &
+    SLUICE_PID=$!
+    STARTED+=("$SLUICE_PID")
+    local deadline=$((SECONDS + 30))
+    until curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/obj/1"; do
+        ((SECONDS < deadline)) || die "sluice on $1 did not answer (see $TMP/sluice-$1.err)"
+        sleep 0.1
+    done
+}
+
+walk() { # walk PORT N: every object once (all misses), so the store holds N objects
+    local marker="$TMP/walk.done" pid deadline=$((SECONDS + $2 / 2000 + 60))
+    rm -f "$marker"
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d600s -s "$HERE/lua/walk.lua" \
+        "http://127.0.0.1:$1" -- "$2" "$marker" >"$TMP/walk.txt" 2>&1 &
+    pid=$!
+    while [[ ! -f $marker ]] && ((SECONDS < deadline)); do sleep 0.2; done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    [[ -f $marker ]] || die "the walk over $2 objects did not finish"
+}
+
+origin_requests() {
+    curl -s --max-time 2 "http://127.0.0.1:$ORIGIN_PORT/_origin_status" | awk 'NR == 3 {print $3}'
+}
+
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }   # utime stime, in clock ticks
+
+measure() { # measure PORT PID N: one run; prints "N req/s cpu_s_per_100k user_s_per_100k to_origin"
+    local o0 o1 t0 t1 out="$TMP/load-$1.txt"
+    o0=$(origin_requests) t0=$(ticks "$2")
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$HERE/lua/random.lua" \
+        "http://127.0.0.1:$1" -- "$3" >"$out" 2>&1
+    t1=$(ticks "$2") o1=$(origin_requests)
+    # the two status reads count themselves (one request each)
+    python3 - "$out" "$3" "$t0" "$t1" "$o0" "$o1" "$(getconf CLK_TCK)" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+n = sys.argv[2]
+u0, s0 = map(int, sys.argv[3].split()); u1, s1 = map(int, sys.argv[4].split())
+o0, o1, tck = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+per = 100000 / requests / tck
+print(n, round(rps), round((u1 + s1 - u0 - s0) * per, 3), round((u1 - u0) * per, 3), max(0, o1 - o0 - 1))
+EOF
+}
+
+PORT_A=$(free_port); start_sluice "$PORT_A"; PID_A=$SLUICE_PID
+PORT_B=$(free_port); start_sluice "$PORT_B"; PID_B=$SLUICE_PID
+log "walking $FEW objects on A and $MANY on B"
+walk "$PORT_A" "$FEW"
+walk "$PORT_B" "$MANY"
+measure "$PORT_A" "$PID_A" "$FEW" >/dev/null      # warm-up, discarded
+measure "$PORT_B" "$PID_B" "$MANY" >/dev/null
+echo "objects req/s cpu_s_per_100k user_s_per_100k to_origin"
+for _ in $(seq "$ROUNDS"); do
+    measure "$PORT_A" "$PID_A" "$FEW"
+    measure "$PORT_B" "$PID_B" "$MANY"
+done | tee "$TMP/rows.txt"
+python3 - "$TMP/rows.txt" "$FEW" <<'EOF'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+few = [r for r in rows if r[0] == sys.argv[2]]
+many = [r for r in rows if r[0] != sys.argv[2]]
+med = lambda rs, i: statistics.median(float(r[i]) for r in rs)
+for name, rs in (("few", few), ("many", many)):
+    print(f"median {name} ({rs[0][0]} objects): {med(rs, 1):,.0f} req/s, "
+          f"{med(rs, 2):.3f} CPU s/100k (user {med(rs, 3):.3f}), to origin {sum(int(r[4]) for r in rs)}")
+print(f"many/few: req/s ratio {med(many, 1) / med(few, 1):.2f}, "
+      f"CPU per request ratio {med(many, 2) / med(few, 2):.2f} (target: req/s ratio >= 0.90)")
+EOF
