@@ -680,6 +680,44 @@ async fn purge_by_url_prefix_tag_host_and_everything_with_a_dry_run() {
 }
 
 #[tokio::test]
+async fn a_purged_url_is_keyed_with_the_query_rules_of_its_route() {
+    let origin = tagging_origin().await;
+    let app = start_proxy(&cache_config(
+        origin.addr,
+        "\n[routes.cache.key]\nquery = [\"utm_source\"]\nsort_query = true",
+    ))
+    .await;
+    let addr = app.addr().unwrap();
+    let host = format!("127.0.0.1:{}", addr.port());
+    warm(addr, &["/products/1?b=2&a=1", "/about?x=1"]).await;
+    assert!(
+        is_hit(addr, "/products/1?a=1&utm_source=mail&b=2").await,
+        "the route sorts the query and drops utm_source"
+    );
+
+    // Named the way a client asked for it, not the way it is stored.
+    let (_, outcome) = admin_purge(
+        &app,
+        Some(TOKEN),
+        &format!(r#"{{"urls":["http://{host}/products/1?utm_source=x&b=2&a=1"]}}"#),
+    )
+    .await;
+    assert_eq!(outcome["matched"], 1);
+    assert!(!is_hit(addr, "/products/1?a=1&b=2").await);
+
+    // Without a scheme: both http and https match.
+    let (_, outcome) = admin_purge(
+        &app,
+        Some(TOKEN),
+        &format!(r#"{{"urls":["{host}/about?x=1"]}}"#),
+    )
+    .await;
+    assert_eq!(outcome["matched"], 1);
+    assert!(!is_hit(addr, "/about?x=1").await);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_soft_purge_marks_stale_and_the_next_request_revalidates() {
     let origin = tagging_origin().await;
     let app = cached_proxy(origin.addr).await;

@@ -179,7 +179,8 @@ start_haproxy() {
     mkdir -p "$d"
     if [[ $MODE == cache ]]; then
         # total-max-size is in MiB (at most 4095)
-        section=$(printf 'cache objects\n    total-max-size %s\n    max-object-size 1048576\n    max-age 3600' "$CACHE_MB")
+        local haproxy_mb=$((CACHE_MB > 4095 ? 4095 : CACHE_MB))
+        section=$(printf 'cache objects\n    total-max-size %s\n    max-object-size 1048576\n    max-age 3600' "$haproxy_mb")
         # X-Cache-Status on hits only: the harness checks it before measuring
         use=$(printf 'http-request cache-use objects\n    http-response cache-store objects\n    http-after-response set-header X-Cache-Status HIT if { res.cache_hit }')
     fi

@@ -5,10 +5,13 @@
 //!  "tags": ["product-42"], "hosts": ["shop.example"], "everything": false,
 //!  "soft": false, "dry_run": false}
 //! ```
-//! Every target kind is optional; at least one target is needed. URLs are matched as given
-//! (scheme and host case-insensitive; without a scheme both http and https match); a route's
-//! query rules are not applied to them, so name URLs as they are cached. The answer says how
-//! many entries matched (removed, marked stale, or in a dry run, that would be).
+//! Every target kind is optional; at least one target is needed. A URL is keyed the way the
+//! route that serves it keys a GET of it (its query rules: sorted, ignored or kept
+//! parameters), as the `PURGE` method does, and matches every variant stored under that key;
+//! a URL no caching route serves is matched as given. Scheme and host are case-insensitive,
+//! and without a scheme both http and https match. Prefixes and hosts are matched as given.
+//! The answer says how many entries matched (removed, marked stale, or in a dry run, that
+//! would be).
 //!
 //! Needs `Authorization: Bearer <[purge] token>`, compared in constant time; without a
 //! configured token the API refuses every purge. Every call, allowed or not, writes one audit
@@ -22,7 +25,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use crate::cache::{Credential, PurgeActor, PurgeMode, PurgeRequest, PurgeRun, PurgeTarget, audit};
+use crate::cache::{
+    CacheKey, Credential, PurgeActor, PurgeMode, PurgeRequest, PurgeRun, PurgeTarget, audit,
+};
+use crate::config::{Config, route};
 use crate::shared::Shared;
 
 /// The largest request body accepted.
@@ -49,9 +55,13 @@ struct PurgeBody {
 }
 
 impl PurgeBody {
-    fn into_request(self) -> PurgeRequest {
+    fn into_request(self, config: &Config) -> PurgeRequest {
         let mut targets: Vec<PurgeTarget> = Vec::new();
-        targets.extend(self.urls.into_iter().map(PurgeTarget::Url));
+        targets.extend(
+            self.urls
+                .iter()
+                .map(|url| PurgeTarget::Url(keyed_url(config, url))),
+        );
         targets.extend(self.prefixes.into_iter().map(PurgeTarget::Prefix));
         targets.extend(self.tags.into_iter().map(PurgeTarget::Tag));
         targets.extend(self.hosts.into_iter().map(PurgeTarget::Host));
@@ -102,9 +112,7 @@ pub(super) async fn handle(
     };
     if !authorised {
         // What was asked for is audited even when refused (nothing when the body is bad).
-        let request = parsed
-            .map(PurgeBody::into_request)
-            .unwrap_or_else(|_| PurgeBody::default().into_request());
+        let request = parsed.unwrap_or_default().into_request(&snapshot.config);
         let (status, reason) = if !purge.has_token() {
             (StatusCode::FORBIDDEN, "no [purge] token is configured")
         } else if presented {
@@ -126,7 +134,7 @@ pub(super) async fn handle(
         Ok(body) => body,
         Err(problem) => return error(StatusCode::BAD_REQUEST, &problem.to_string()),
     };
-    let request = body.into_request();
+    let request = body.into_request(&snapshot.config);
     if request.targets.is_empty() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -145,6 +153,41 @@ pub(super) async fn handle(
             "dry_run": outcome.run == PurgeRun::DryRun,
         }),
     )
+}
+
+/// `url` keyed as a GET of it is on the route that serves it, so that `?b=2&a=1` purges what
+/// a route with `sort_query` stored as `?a=1&b=2`; as given when no caching route serves it
+/// or it does not parse. A URL without a scheme stays without one (it matches both).
+fn keyed_url(config: &Config, url: &str) -> String {
+    let given = url.trim();
+    let schemeless = !given.contains("://");
+    let absolute = if schemeless {
+        format!("http://{given}")
+    } else {
+        given.to_owned()
+    };
+    let Ok(uri) = absolute.parse::<http::Uri>() else {
+        return url.to_owned();
+    };
+    let Some(authority) = uri.authority() else {
+        return url.to_owned();
+    };
+    let rules = route::find(
+        &config.routes,
+        route::normalise_host(authority.as_str()),
+        uri.path(),
+    )
+    .and_then(|index| config.routes.get(index))
+    .and_then(|route| route.cache.as_ref())
+    .map(|cache| &cache.rules.key);
+    let Some(Ok(key)) = rules.map(|rules| CacheKey::for_url(rules, &uri)) else {
+        return url.to_owned();
+    };
+    let primary = key.primary();
+    match primary.strip_prefix("http://") {
+        Some(rest) if schemeless => rest.to_owned(),
+        _ => primary.to_owned(),
+    }
 }
 
 fn error(status: StatusCode, problem: &str) -> Response<Full<Bytes>> {

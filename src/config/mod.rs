@@ -9,6 +9,7 @@ mod cache;
 pub mod locate;
 mod pool;
 pub mod raw;
+pub mod route;
 mod units;
 mod validate;
 

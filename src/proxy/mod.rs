@@ -14,7 +14,6 @@ pub mod forward;
 pub mod headers;
 pub mod health_checker;
 mod purge;
-pub mod route;
 mod tee;
 pub mod upstream;
 
@@ -34,6 +33,7 @@ pub use context::{ActiveRequest, ConnActivity, ConnInfo};
 pub use error::{ProxyError, Side};
 
 use crate::balancer::InFlight;
+use crate::config::route;
 use crate::metrics::access_log::{AccessLog, AccessRecord, millis, rfc3339};
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::shared::{PoolRuntime, RouteRuntime, Shared, Snapshot};

@@ -4,7 +4,7 @@
 //! path prefix; among equals, the first route in the file. A prefix matches on segment
 //! boundaries: `/api` matches `/api` and `/api/v1`, not `/apiary`.
 
-use crate::config::{HostPattern, RouteConfig};
+use super::{HostPattern, RouteConfig};
 
 /// How well a host pattern matches, higher is more specific; `None` when it does not match.
 fn host_rank(pattern: &HostPattern, host: &str) -> Option<usize> {
