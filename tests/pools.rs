@@ -21,6 +21,8 @@ use tokio::task::JoinSet;
 struct Backend {
     addr: SocketAddr,
     served: Arc<AtomicUsize>,
+    /// Connection tasks not yet dropped.
+    open: Arc<AtomicUsize>,
     failing: Arc<AtomicBool>,
     slow: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
@@ -33,7 +35,9 @@ impl Backend {
         let served = Arc::new(AtomicUsize::new(0));
         let failing = Arc::new(AtomicBool::new(false));
         let slow = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(AtomicUsize::new(0));
         let (s, f, w) = (Arc::clone(&served), Arc::clone(&failing), Arc::clone(&slow));
+        let o = Arc::clone(&open);
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
@@ -41,7 +45,9 @@ impl Backend {
                     break;
                 };
                 let (s, f, w) = (Arc::clone(&s), Arc::clone(&f), Arc::clone(&w));
+                let open = OpenConnection::count(&o);
                 connections.spawn(async move {
+                    let _open = open;
                     let service = hyper::service::service_fn(
                         move |request: Request<hyper::body::Incoming>| {
                             let (s, f, w) = (Arc::clone(&s), Arc::clone(&f), Arc::clone(&w));
@@ -81,6 +87,7 @@ impl Backend {
         Backend {
             addr,
             served,
+            open,
             failing,
             slow,
             task,
@@ -95,9 +102,39 @@ impl Backend {
         self.served.load(Ordering::SeqCst)
     }
 
-    /// Stops accepting and closes every open connection.
-    fn kill(&self) {
+    /// Stops accepting and closes every open connection; returns once nothing of the backend
+    /// can serve any more (a connection task that was mid-request when aborted finishes that
+    /// poll first, so its request may still count as served before this returns).
+    async fn kill(&self) {
         self.task.abort();
+        let (addr, open) = (self.addr, Arc::clone(&self.open));
+        eventually(
+            "the killed backend to refuse connections and close them all",
+            || {
+                let open = Arc::clone(&open);
+                async move {
+                    open.load(Ordering::SeqCst) == 0
+                        && tokio::net::TcpStream::connect(addr).await.is_err()
+                }
+            },
+        )
+        .await;
+    }
+}
+
+/// Counts a backend connection task for as long as it lives.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn count(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(open))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -206,21 +243,24 @@ async fn a_backend_killed_during_steady_get_load_fails_no_client_request() {
     let ok = Arc::new(AtomicUsize::new(0));
     let clients = steady_load(app.addr().unwrap(), 4, &stop, &ok);
     until_more_ok(&ok, 200).await;
-    backends[1].kill();
-    let dead = backends[1].addr;
-    eventually("the killed backend to refuse connections", || async move {
-        tokio::net::TcpStream::connect(dead).await.is_err()
-    })
-    .await;
-    let killed_at = backends[1].served();
+    backends[1].kill().await;
     until_more_ok(&ok, 400).await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         let (failures, _) = client.await.unwrap();
         assert!(failures.is_empty(), "failed requests: {failures:?}");
     }
-    assert_eq!(backends[1].served(), killed_at, "a dead backend served");
     assert!(backends[0].served() > 0 && backends[2].served() > 0);
+    // The dead backend was tried (a connect error each time) and every such request retried.
+    let (_, metrics) = get(app.admin_addr().unwrap(), "/metrics").await;
+    let errors = format!(
+        "sluice_backend_errors_total{{backend=\"{}\",pool=\"main\"}} ",
+        backends[1].addr
+    );
+    let errors = String::from_utf8_lossy(&metrics)
+        .lines()
+        .find_map(|line| line.strip_prefix(&errors)?.parse::<f64>().ok());
+    assert!(errors >= Some(1.0), "the killed backend was never tried");
     app.shutdown().await;
 }
 
