@@ -190,6 +190,15 @@ fn generate_request_id() -> String {
     id
 }
 
+/// The host the client asked for, as a field value: the URI authority (HTTP/2, absolute
+/// form) or a copy of `Host` (a reference count, not a copy of the bytes).
+fn host_value(uri: &http::Uri, headers: &http::HeaderMap) -> Option<HeaderValue> {
+    match uri.authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => headers.get(header::HOST).cloned(),
+    }
+}
+
 /// Step 1: limits and sanity checks hyper does not already make for every protocol.
 fn admit(request: &http::request::Parts, snapshot: &Snapshot) -> Flow {
     let limits = &snapshot.config.limits;
@@ -258,10 +267,7 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         // The host is borrowed from a copy of its field (a reference count, not a copy of the
         // bytes, for HTTP/1.1's Host), since `parts` moves on.
-        let host_field = match parts.uri.authority() {
-            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-            None => parts.headers.get(header::HOST).cloned(),
-        };
+        let host_field = host_value(&parts.uri, &parts.headers);
         let host = host_field
             .as_ref()
             .and_then(|value| value.to_str().ok())
@@ -443,10 +449,7 @@ impl Upstream<'_> {
     ) -> Result<Response<Incoming>, ProxyError> {
         let upgrade = headers::upgrade_request(&headers, head.version).cloned();
         let rewrite = &self.snapshot.rewrite;
-        let original_host = match head.uri.authority() {
-            Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-            None => headers.get(header::HOST).cloned(),
-        };
+        let original_host = host_value(&head.uri, &headers);
         let forwarding = headers::Forwarding {
             client: self.conn.peer.ip(),
             client_value: &self.conn.peer_value,
