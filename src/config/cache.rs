@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 
 use super::raw::{RawCache, RawCacheKey, RawPurge, RawQuery, RawRouteCache};
-use super::validate::{Problems, count, duration, size};
+use super::validate::{Problems, count, duration, duration_or_off, size};
 pub use crate::cache::Facing;
 use crate::cache::{
     CacheRules, ClientNoCache, Heuristic, KeyRules, QueryOrder, QueryParams, SetCookie, StatusRule,
@@ -308,15 +308,12 @@ pub(super) fn route_cache(
             &raw.max_stale,
             defaults.max_stale,
         ),
-        stale_if_unreachable: match raw.stale_if_unreachable.as_deref() {
-            Some("0s") | Some("0") | Some("off") => Duration::ZERO,
-            _ => duration(
-                problems,
-                &key("stale_if_unreachable"),
-                &raw.stale_if_unreachable,
-                defaults.stale_if_unreachable,
-            ),
-        },
+        stale_if_unreachable: duration_or_off(
+            problems,
+            &key("stale_if_unreachable"),
+            &raw.stale_if_unreachable,
+            defaults.stale_if_unreachable,
+        ),
         revalidation_window: duration(
             problems,
             &key("revalidation_window"),
@@ -466,6 +463,31 @@ mod tests {
         );
         assert!(
             found.iter().any(|p| p.contains("purge.allow[0]")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn stale_if_unreachable_takes_a_duration_and_zero_or_off_turns_it_off() {
+        let parsed = |value: &str| {
+            let text = format!("{BASE}[routes.cache]\nstale_if_unreachable = \"{value}\"\n");
+            let config = super::super::Config::parse(&text, "t.toml", Path::new(".")).unwrap();
+            config.routes[0]
+                .cache
+                .as_ref()
+                .unwrap()
+                .rules
+                .stale_if_unreachable
+        };
+        for off in ["0s", "0ms", "0", "off"] {
+            assert_eq!(parsed(off), Duration::ZERO, "{off}");
+        }
+        assert_eq!(parsed("5m"), Duration::from_secs(300));
+        let found = problems("[routes.cache]\nstale_if_unreachable = \"soon\"\n");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("routes[0].cache.stale_if_unreachable")),
             "{found:?}"
         );
     }

@@ -103,6 +103,23 @@ pub(super) fn duration(
     }
 }
 
+/// A duration where zero (any unit, or a bare `0`) and `"off"` turn a feature off.
+pub(super) fn duration_or_off(
+    problems: &mut Problems<'_>,
+    key: &str,
+    raw: &Option<String>,
+    default: Duration,
+) -> Duration {
+    match raw.as_deref().map(str::trim) {
+        None => default,
+        Some("off" | "0") => Duration::ZERO,
+        Some(text) => parse_duration(text).unwrap_or_else(|message| {
+            problems.add(key, message);
+            default
+        }),
+    }
+}
+
 pub(super) fn size(
     problems: &mut Problems<'_>,
     key: &str,
