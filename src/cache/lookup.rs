@@ -246,15 +246,12 @@ pub fn stale_on_error(
     let requested = RequestDirectives::parse(request)
         .stale_if_error
         .map_or(Duration::ZERO, Duration::from_secs);
-    let granted = freshness.stale_if_error.max(requested);
-    // RFC 9111 4.2.4: a disconnected cache may serve stale unless the response forbids it.
-    let disconnected =
-        if failure == UpstreamFailure::Unreachable && freshness.stale == StaleRule::Allowed {
-            rules.stale_if_unreachable
-        } else {
-            Duration::ZERO
-        };
-    let window = granted.max(disconnected).min(rules.max_stale);
+    let granted = freshness.stale_if_error.max(requested).min(rules.max_stale);
+    let window = if failure == UpstreamFailure::Unreachable {
+        granted.max(super::policy::unreachable_grace(freshness, rules))
+    } else {
+        granted
+    };
     if window > Duration::ZERO && freshness.staleness(now) <= window {
         OnError::ServeStale
     } else {

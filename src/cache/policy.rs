@@ -194,18 +194,13 @@ fn plan(
         return Err(NoCacheReason::NoFreshness);
     }
     // Kept past its lifetime: for its own stale grants, for a cheap revalidation when it has
-    // a validator, and for a disconnected origin (RFC 9111 4.2.4) unless that is forbidden.
-    let disconnected = if freshness.stale == StaleRule::Allowed {
-        rules.stale_if_unreachable.min(rules.max_stale)
-    } else {
-        Duration::ZERO
-    };
+    // a validator, and for a disconnected origin.
     let window = if validator {
         grace.max(rules.revalidation_window)
     } else {
         grace
     }
-    .max(disconnected);
+    .max(unreachable_grace(&freshness, rules));
     let stale_at = freshness.stale_at();
     Ok(StorePlan {
         keep_until: stale_at.checked_add(window).unwrap_or(stale_at),
@@ -228,6 +223,17 @@ pub(crate) fn stale_grace(freshness: &Freshness, rules: &CacheRules) -> Duration
         .stale_while_revalidate
         .max(freshness.stale_if_error)
         .min(rules.max_stale)
+}
+
+/// How stale a response may be served while the origin cannot be reached, though it granted
+/// no stale-if-error: RFC 9111 4.2.4 lets a disconnected cache do so unless the response
+/// requires revalidation. Capped by the route's `max_stale`.
+pub(crate) fn unreachable_grace(freshness: &Freshness, rules: &CacheRules) -> Duration {
+    if freshness.stale == StaleRule::Allowed {
+        rules.stale_if_unreachable.min(rules.max_stale)
+    } else {
+        Duration::ZERO
+    }
 }
 
 /// The plan for the headers of a 304 refresh: same computation, same times of the new

@@ -338,7 +338,11 @@ fn threshold(
     }
 }
 
-fn limit(problems: &mut Problems<'_>, key: &str, raw: Option<i64>) -> Option<NonZeroU64> {
+pub(super) fn limit(
+    problems: &mut Problems<'_>,
+    key: &str,
+    raw: Option<i64>,
+) -> Option<NonZeroU64> {
     let n = raw?;
     let parsed = u64::try_from(n).ok().and_then(NonZeroU64::new);
     if parsed.is_none() {

@@ -290,7 +290,7 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
             default_limits.max_request_body_bytes,
         ),
     };
-    if limits.max_request_header_bytes < 8192 {
+    if limits.max_request_header_bytes < Limits::MIN_READ_BUFFER {
         problems.add(
             "limits.max_request_header_bytes",
             "must be at least 8KiB (hyper's minimum read buffer)",
@@ -503,16 +503,11 @@ fn build(raw: RawConfig, base: &Path, problems: &mut Problems<'_>) -> Config {
                     "needs a host name to look up, not an address",
                 );
             }
-            let max_connections = backend.max_connections.and_then(|n| {
-                let parsed = u64::try_from(n).ok().and_then(std::num::NonZeroU64::new);
-                if parsed.is_none() {
-                    problems.add(
-                        format!("{key}.max_connections"),
-                        format!("{n} must be a positive whole number"),
-                    );
-                }
-                parsed
-            });
+            let max_connections = super::pool::limit(
+                problems,
+                &format!("{key}.max_connections"),
+                backend.max_connections,
+            );
             backends.push(BackendConfig {
                 addr: backend.addr.clone(),
                 weight,

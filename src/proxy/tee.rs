@@ -109,8 +109,7 @@ impl Body for Tee {
                     && collector.push(data) == Collecting::GaveUp
                 {
                     // Too big to store: release the waiters now, not when the stream ends.
-                    tracing::debug!("response over the object size limit; not stored");
-                    this.abandon();
+                    this.end();
                 }
                 if this.inner.is_end_stream() {
                     this.end();

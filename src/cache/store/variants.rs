@@ -41,16 +41,13 @@ impl Variants {
 
     /// Adds `variant` as the newest.
     pub(super) fn push_front(&mut self, variant: Variant) {
-        match self {
-            Self::One(_) => {
-                let Self::One(other) = std::mem::replace(self, Self::Many(Vec::with_capacity(2)))
-                else {
-                    return;
-                };
-                *self = Self::Many(vec![variant, other]);
+        *self = match std::mem::replace(self, Self::Many(Vec::new())) {
+            Self::One(other) => Self::Many(vec![variant, other]),
+            Self::Many(mut variants) => {
+                variants.insert(0, variant);
+                Self::Many(variants)
             }
-            Self::Many(variants) => variants.insert(0, variant),
-        }
+        };
     }
 
     pub(super) fn remove(&mut self, id: u64) -> Emptied {
