@@ -4,11 +4,14 @@
 //! is a reference count, not a copy). Past the route's maximum object size the collector lets
 //! go of what it held and ignores the rest, so a large response is never buffered whole; the
 //! stream to the client is never held up either way. At the end of the stream
-//! [`BodyCollector::finish`] gives the complete body (one contiguous `Bytes`, copied once at
-//! most when the body came in several frames) or says why there is none.
+//! [`BodyCollector::finish`] gives the complete body (one contiguous `Bytes`, never a slice of
+//! the connection's read buffer that the entry would keep alive) or says why there is none.
+//! A body of up to [`PACK_BODY_MAX`] that came in one frame is handed over as it is: the
+//! entry copies it into its own block anyway, so copying it here too would be done twice.
 
 use bytes::{Bytes, BytesMut};
 
+use super::entry::PACK_BODY_MAX;
 use super::policy::NoCacheReason;
 
 /// Whether the collector still wants frames.
@@ -85,11 +88,17 @@ impl BodyCollector {
             return Collected::Skip(NoCacheReason::Incomplete);
         }
         let chunks = self.chunks;
-        // Always one fresh allocation of exactly the body's length, even for a body that came
-        // in one frame: a frame is a slice of the connection's read buffer, and storing it
-        // would keep that whole buffer alive for the entry's life.
+        // A frame is a slice of the connection's read buffer, and storing it would keep that
+        // whole buffer alive for the entry's life: a large one-frame body gets a fresh
+        // allocation of exactly its length; a small one is copied by `Entry` (see above).
         if chunks.len() <= 1 {
-            let body = chunks.first().map(|c| Bytes::copy_from_slice(c));
+            let body = chunks.first().map(|c| {
+                if c.len() <= PACK_BODY_MAX {
+                    c.clone()
+                } else {
+                    Bytes::copy_from_slice(c)
+                }
+            });
             return Collected::Complete(body.unwrap_or_default());
         }
         let mut body = BytesMut::with_capacity(self.length);

@@ -36,7 +36,7 @@ pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 640;
 const FIELD_OVERHEAD: usize = 112;
 /// Bodies up to this size share one allocation with the header values (see [`pack`]); a
 /// larger body keeps its own, already copied once by the body collector.
-const PACK_BODY_MAX: usize = 64 * 1024;
+pub(crate) const PACK_BODY_MAX: usize = 64 * 1024;
 /// Bytes charged per tag beyond its text (its slot in the tag index).
 const TAG_OVERHEAD: usize = 64;
 

@@ -1,5 +1,6 @@
 use bytes::Bytes;
 
+use crate::cache::entry::PACK_BODY_MAX;
 use crate::cache::{BodyCollector, Collected, Collecting, NoCacheReason};
 
 #[test]
@@ -22,11 +23,12 @@ fn frames_are_collected_into_one_body() {
 
 #[test]
 fn a_single_frame_body_is_stored_apart_from_the_read_buffer_it_came_in() {
-    // A frame as hyper hands it out: 64 bytes sliced from a much larger read buffer, which
-    // the stored body must not keep alive.
-    let buffer = Bytes::from(vec![1u8; 8192]);
-    let frame = buffer.slice(100..164);
-    let mut collector = BodyCollector::new(100);
+    // A frame as hyper hands it out: sliced from a larger read buffer, which the stored body
+    // must not keep alive. Bodies up to PACK_BODY_MAX are detached by `Entry` instead (its
+    // test `stored_values_and_body_do_not_point_into_the_read_buffer`).
+    let buffer = Bytes::from(vec![1u8; 4 * PACK_BODY_MAX]);
+    let frame = buffer.slice(100..100 + PACK_BODY_MAX + 1);
+    let mut collector = BodyCollector::new(2 * PACK_BODY_MAX);
     collector.push(&frame);
     let Collected::Complete(body) = collector.finish(None) else {
         panic!("expected a body");
