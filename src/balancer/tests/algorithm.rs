@@ -365,6 +365,28 @@ fn a_per_backend_cap_overrides_the_pool_wide_one() {
 }
 
 #[test]
+fn a_per_backend_cap_above_the_pool_wide_one_is_not_narrowed_to_it() {
+    let now = Instant::now();
+    for algorithm in all_algorithms() {
+        let mut capped = options(algorithm.clone());
+        capped.limits.max_in_flight_per_backend = std::num::NonZeroU64::new(1);
+        let backends = weighted(&[1, 1]);
+        let first = backends.first().unwrap().0;
+        capped
+            .backend_caps
+            .insert(first, std::num::NonZeroU64::new(3).unwrap());
+        let pool = BackendPool::with_options("p", backends, None, capped, now);
+        assert_eq!(pool.backends()[0].cap(), 3);
+        assert_eq!(pool.backends()[1].cap(), 1);
+        // Both hold one request: only the first has room left.
+        let _first = pool.backends()[0].start();
+        let _second = pool.backends()[1].start();
+        let picked = counts(&pool, 100, now);
+        assert_eq!(picked, vec![100, 0], "{}", algorithm.as_str());
+    }
+}
+
+#[test]
 fn labels_are_stable() {
     let labels: Vec<&str> = all_algorithms().iter().map(Algorithm::as_str).collect();
     assert_eq!(
