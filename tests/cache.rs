@@ -33,12 +33,7 @@ async fn cached_proxy(origin: SocketAddr) -> App {
 async fn cached_proxy_from_file(
     origin: SocketAddr,
 ) -> (App, tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    std::fs::write(&path, cache_config(origin, "")).unwrap();
-    let config = sluice::config::Config::load(&path).unwrap();
-    let app = App::start(config, Some(path.clone())).await.unwrap();
-    (app, dir, path)
+    start_from_file(&cache_config(origin, "")).await
 }
 
 /// The origin goes away: the pool now points at a port nobody listens on (the cache stays).

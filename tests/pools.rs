@@ -527,11 +527,7 @@ async fn a_hundred_reloads_under_load_fail_nothing_and_each_request_sees_one_con
     let text = |set: &[SocketAddr], via: &str| {
         pool_config(set, "", &format!("[headers]\nvia = \"{via}\"\n"))
     };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    std::fs::write(&path, text(&set_a, "set-a")).unwrap();
-    let config = sluice::config::Config::load(&path).unwrap();
-    let app = App::start(config, Some(path.clone())).await.unwrap();
+    let (app, _dir, path) = start_from_file(&text(&set_a, "set-a")).await;
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
     let clients = steady_load(app.addr().unwrap(), 6, &stop, &ok);
@@ -569,15 +565,7 @@ async fn a_hundred_reloads_under_load_fail_nothing_and_each_request_sees_one_con
 #[tokio::test]
 async fn a_broken_pool_config_on_reload_keeps_the_old_one_and_says_why() {
     let origin = Backend::named("old").await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    std::fs::write(&path, config_text(&[origin.addr], "")).unwrap();
-    let app = App::start(
-        sluice::config::Config::load(&path).unwrap(),
-        Some(path.clone()),
-    )
-    .await
-    .unwrap();
+    let (app, _dir, path) = start_from_file(&config_text(&[origin.addr], "")).await;
     std::fs::write(
         &path,
         pool_config(&[origin.addr], "algorithm = \"fastest\"", ""),
@@ -697,15 +685,7 @@ async fn turning_active_checks_off_on_reload_clears_their_verdict() {
     sick.failing.store(true, Ordering::SeqCst);
     let addrs = [sick.addr, well.addr];
     let checks = "[pools.main.health]\npath = \"/healthz\"\ninterval = \"50ms\"\njitter = \"0s\"\nrise = 1\nfall = 1\n";
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    std::fs::write(&path, pool_config(&addrs, "", checks)).unwrap();
-    let app = App::start(
-        sluice::config::Config::load(&path).unwrap(),
-        Some(path.clone()),
-    )
-    .await
-    .unwrap();
+    let (app, _dir, path) = start_from_file(&pool_config(&addrs, "", checks)).await;
     eventually("the sick backend to be marked unhealthy", || async {
         backend_view(&app, sick.addr).await["health"] == "unhealthy"
     })

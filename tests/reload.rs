@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::*;
 use http::{Request, Response, StatusCode};
-use sluice::app::App;
 
 fn write(path: &std::path::Path, backends: &[SocketAddr]) {
     std::fs::write(path, config_text(backends, "")).unwrap();
@@ -30,11 +29,8 @@ async fn a_hundred_reloads_under_steady_load_fail_no_request() {
     ];
     let set_a = [origins[0].addr, origins[1].addr];
     let set_b = [origins[2].addr, origins[3].addr];
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    write(&path, &set_a);
-    let config = sluice::config::Config::load(&path).unwrap();
-    let app = Arc::new(App::start(config, Some(path.clone())).await.unwrap());
+    let (app, _dir, path) = start_from_file(&config_text(&set_a, "")).await;
+    let app = Arc::new(app);
     let addr = app.addr().unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -101,15 +97,7 @@ async fn a_hundred_reloads_under_steady_load_fail_no_request() {
 #[tokio::test]
 async fn a_broken_config_on_reload_leaves_the_old_one_serving_and_says_why() {
     let origin = named_origin("old").await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    write(&path, &[origin.addr]);
-    let app = App::start(
-        sluice::config::Config::load(&path).unwrap(),
-        Some(path.clone()),
-    )
-    .await
-    .unwrap();
+    let (app, _dir, path) = start_from_file(&config_text(&[origin.addr], "")).await;
     let admin = app.admin_addr().unwrap();
 
     std::fs::write(
@@ -142,15 +130,7 @@ async fn a_broken_config_on_reload_leaves_the_old_one_serving_and_says_why() {
 async fn an_edited_config_file_is_reloaded_by_the_watcher() {
     let first = named_origin("first").await;
     let second = named_origin("second").await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sluice.toml");
-    write(&path, &[first.addr]);
-    let app = App::start(
-        sluice::config::Config::load(&path).unwrap(),
-        Some(path.clone()),
-    )
-    .await
-    .unwrap();
+    let (app, _dir, path) = start_from_file(&config_text(&[first.addr], "")).await;
     let addr = app.addr().unwrap();
     assert_eq!(get(addr, "/").await.1, "first");
     write(&path, &[second.addr]);

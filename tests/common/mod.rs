@@ -172,6 +172,17 @@ pub async fn start_proxy(text: &str) -> App {
     App::start(parse(text, Path::new(".")), None).await.unwrap()
 }
 
+/// Starts Sluice in-process from a config file holding `text`, so that a test can edit the
+/// file and reload it; the file's directory lives as long as the returned guard.
+pub async fn start_from_file(text: &str) -> (App, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    let app = App::start(config, Some(path.clone())).await.unwrap();
+    (app, dir, path)
+}
+
 /// Starts Sluice in front of `backends` with the defaults.
 pub async fn proxy_to(backends: &[SocketAddr]) -> App {
     start_proxy(&config_text(backends, "")).await
