@@ -38,10 +38,14 @@ fi
 
 TMP=$(mktemp -d /tmp/sluice-objects.XXXXXX)
 STARTED=()
-cleanup() {
-    local pid
+cleanup() {    # TERM what we started, KILL what is still there after 5 s
+    local pid i
     for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${STARTED[@]}"; do
+        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -50,30 +54,12 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# The origin: nginx serving one 1 KiB file under every /obj/N, cacheable for an hour.
+# The origin: run.sh's nginx origin config (one 1 KiB file under every /obj/N, cacheable).
 ORIGIN_PORT=$(free_port)
 mkdir -p "$TMP/origin" "$TMP/www"
 head -c 1024 /dev/urandom >"$TMP/www/1k.bin"
-cat >"$TMP/origin/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/origin/nginx.pid;
-error_log $TMP/origin/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/origin; proxy_temp_path $TMP/origin;
-    fastcgi_temp_path $TMP/origin; uwsgi_temp_path $TMP/origin; scgi_temp_path $TMP/origin;
-    server {
-        listen 127.0.0.1:$ORIGIN_PORT;
-        root $TMP/www;
-        add_header Cache-Control "public, max-age=3600" always;
-        location /obj/ { try_files /1k.bin =404; }
-        location = /_origin_status { stub_status; }
-    }
-}
-EOF
+python3 "$HERE/parse.py" render "$HERE/conf/origin.nginx.conf" "$TMP/origin/nginx.conf" \
+    DIR="$TMP" ORIGIN_PORT="$ORIGIN_PORT" || die "cannot render the origin config"
 taskset -c "$LOAD_CPU" nginx -p "$TMP/origin" -e "$TMP/origin/error.log" -c "$TMP/origin/nginx.conf" &
 STARTED+=($!)
 
