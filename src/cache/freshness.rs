@@ -158,10 +158,7 @@ pub(crate) fn initial_age(
     let age_value = headers
         .get(AGE)
         .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.split(',').next())
-        .map(str::trim)
-        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|text| delta(Some(text)))
+        .and_then(|text| delta(text.split(',').next()))
         .map_or(Duration::ZERO, Duration::from_secs);
     apparent_age.max(age_value.saturating_add(response_delay))
 }
