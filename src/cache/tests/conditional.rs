@@ -46,6 +46,32 @@ fn rfc9111_4_3_1_without_a_validator_the_request_goes_unconditional() {
     assert!(forwarded.get(IF_NONE_MATCH).is_none());
 }
 
+/// Over `entry::PACK_BODY_MAX` (64 KiB): kept in its own allocation.
+static LARGE_BODY: [u8; 64 * 1024 + 1] = [7; 64 * 1024 + 1];
+
+#[test]
+fn a_304_refresh_shares_a_large_body_instead_of_copying_it() {
+    assert!(LARGE_BODY.len() > crate::cache::entry::PACK_BODY_MAX);
+    let entry = entry(
+        &get("/a", &[]),
+        &response(200, &[("cache-control", "max-age=60"), ("etag", "\"v1\"")]),
+        &CacheRules::default(),
+        &LARGE_BODY,
+    );
+    let not_modified = response(304, &[("etag", "\"v1\""), ("cache-control", "max-age=300")]);
+    let Refresh::Updated(updated) = refresh(
+        &entry,
+        ResponseHead::from(&not_modified),
+        &CacheRules::default(),
+        at(100),
+        at(100),
+    ) else {
+        panic!("expected Updated");
+    };
+    assert_eq!(updated.body().as_ptr(), entry.body().as_ptr());
+    assert_eq!(updated.body().len(), LARGE_BODY.len());
+}
+
 #[test]
 fn rfc9111_4_3_4_a_304_updates_the_stored_fields_but_not_content_length_or_body() {
     let entry = stored(&[("etag", "\"v1\"")]);
