@@ -521,6 +521,7 @@ fn spawn_refresh(
     let route_index = upstream.route_index;
     let conn = upstream.conn.clone();
     let host = upstream.host.map(str::to_owned);
+    let host_value = upstream.host_value.cloned();
     let settings = settings.clone();
     let entry = Arc::clone(entry);
     let mut request = request::Request::new(());
@@ -548,6 +549,7 @@ fn spawn_refresh(
                 pool,
                 conn: &conn,
                 host: host.as_deref(),
+                host_value: host_value.as_ref(),
                 metrics: &shared.metrics,
             };
             let deadline = snapshot.config.timeouts.total;

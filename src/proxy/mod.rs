@@ -313,6 +313,7 @@ impl Proxy {
                 parts,
                 body,
                 host,
+                host_field.as_ref(),
                 conn,
                 &mut record,
                 downstream_upgrade,
@@ -346,6 +347,7 @@ impl Proxy {
         mut parts: http::request::Parts,
         body: Incoming,
         host: Option<&str>,
+        host_value: Option<&HeaderValue>,
         conn: &ConnInfo,
         record: &mut RequestRecord,
         downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -375,6 +377,7 @@ impl Proxy {
             pool,
             conn,
             host,
+            host_value,
             metrics: &self.shared.metrics,
         };
         if parts.method.as_str() == "PURGE" {
@@ -427,7 +430,11 @@ pub(crate) struct Upstream<'a> {
     pub route_index: usize,
     pub pool: &'a PoolRuntime,
     pub conn: &'a ConnInfo,
+    /// The route-matching form of the client's host (see `route::normalise_host`).
     pub host: Option<&'a str>,
+    /// The client's host field as it came (URI authority or `Host`), for X-Forwarded-Host and
+    /// a preserved Host.
+    pub host_value: Option<&'a HeaderValue>,
     pub metrics: &'a Metrics,
 }
 
@@ -449,11 +456,10 @@ impl Upstream<'_> {
     ) -> Result<Response<Incoming>, ProxyError> {
         let upgrade = headers::upgrade_request(&headers, head.version).cloned();
         let rewrite = &self.snapshot.rewrite;
-        let original_host = host_value(&head.uri, &headers);
         let forwarding = headers::Forwarding {
             client: self.conn.peer.ip(),
             client_value: &self.conn.peer_value,
-            host_value: original_host.as_ref(),
+            host_value: self.host_value,
             proto: self.scheme(),
             host: self.host,
             version: head.version,
@@ -470,7 +476,7 @@ impl Upstream<'_> {
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
             headers,
             original_host: if rewrite.policy.preserve_host {
-                original_host
+                self.host_value.cloned()
             } else {
                 None
             },
