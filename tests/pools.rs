@@ -403,9 +403,14 @@ async fn slow_start_ramps_a_new_backend_up_over_its_window() {
     let factor = backend_view(&app, new.addr).await["slow_start_factor"]
         .as_f64()
         .unwrap();
+    // The factor only grows, so over these 100 requests the new backend's weight was at most
+    // `factor` against the old one's 1: its share is bounded by factor / (1 + factor), however
+    // long the requests took on a loaded machine (a slow machine only loosens the bound).
+    let bound = 100.0 * factor / (1.0 + factor) + 10.0;
     assert!(
-        early < 40,
-        "the new backend took {early} of the first 100 requests (factor now {factor})"
+        early as f64 <= bound,
+        "the new backend took {early} of the first 100 requests, more than {bound:.0} \
+         (factor now {factor})"
     );
     eventually("the ramp to end", || async {
         backend_view(&app, new.addr).await["slow_start_factor"] == 1.0

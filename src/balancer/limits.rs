@@ -22,8 +22,6 @@ pub enum Admission {
     Admitted,
     /// The pool has its maximum of requests in flight.
     PoolSaturated,
-    /// The backend has its maximum of requests in flight.
-    BackendSaturated,
 }
 
 impl Admission {
@@ -32,7 +30,6 @@ impl Admission {
         match self {
             Admission::Admitted => "admitted",
             Admission::PoolSaturated => "pool_saturated",
-            Admission::BackendSaturated => "backend_saturated",
         }
     }
 }
@@ -46,16 +43,8 @@ impl Limits {
         }
     }
 
-    /// Whether a backend with `in_flight` requests may take one more.
-    pub fn admit_backend(&self, in_flight: u64) -> Admission {
-        if in_flight >= self.backend_cap() {
-            Admission::BackendSaturated
-        } else {
-            Admission::Admitted
-        }
-    }
-
-    /// The per-backend cap as a number, `u64::MAX` when unlimited.
+    /// The per-backend cap as a number, `u64::MAX` when unlimited. A backend at its cap is
+    /// skipped by the picker (`View::admits`), so the cap has no admission of its own.
     pub(crate) fn backend_cap(&self) -> u64 {
         self.max_in_flight_per_backend
             .map_or(u64::MAX, NonZeroU64::get)

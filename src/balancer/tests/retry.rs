@@ -125,8 +125,8 @@ fn the_circuit_breaker_and_the_connection_limit_compare_in_flight_counts() {
     };
     assert_eq!(limits.admit_pool(9), Admission::Admitted);
     assert_eq!(limits.admit_pool(10), Admission::PoolSaturated);
-    assert_eq!(limits.admit_backend(1), Admission::Admitted);
-    assert_eq!(limits.admit_backend(2), Admission::BackendSaturated);
+    assert_eq!(limits.backend_cap(), 2);
+    assert_eq!(Limits::default().backend_cap(), u64::MAX);
     assert_eq!(Limits::default().admit_pool(u64::MAX), Admission::Admitted);
     assert_eq!(RetryDecision::Exhausted.as_str(), "exhausted");
     assert_eq!(Admission::PoolSaturated.as_str(), "pool_saturated");
