@@ -539,6 +539,142 @@ async fn range_and_head_are_answered_from_a_stored_get() {
 }
 
 #[tokio::test]
+async fn head_range_and_conditional_misses_store_the_whole_response_and_are_answered_from_it() {
+    let origin = origin_with(
+        &[("cache-control", "max-age=300"), ("etag", "\"r\"")],
+        "0123456789",
+    )
+    .await;
+    let app = cached_proxy(origin.addr).await;
+    let addr = app.addr().unwrap();
+
+    let (head, body) = request(addr, Method::HEAD, "/head", &[]).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(header(&head, "content-length"), "10");
+    assert!(
+        header(&head, "cache-status").contains("fwd=uri-miss"),
+        "{head:?}"
+    );
+    assert!(header(&head, "cache-status").contains("stored"), "{head:?}");
+
+    let (partial, body) = request(addr, Method::GET, "/range", &[("range", "bytes=2-5")]).await;
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, "2345");
+    assert_eq!(header(&partial, "content-range"), "bytes 2-5/10");
+
+    let (not_modified, body) = request(
+        addr,
+        Method::GET,
+        "/conditional",
+        &[("if-none-match", "\"r\"")],
+    )
+    .await;
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+
+    for seen in origin.all() {
+        assert_eq!(seen.method, Method::GET, "{}", seen.uri);
+        for name in ["range", "if-range", "if-none-match", "if-modified-since"] {
+            assert!(
+                !seen.headers.contains_key(name),
+                "{name} went to the origin"
+            );
+        }
+    }
+    assert_eq!(origin.count(), 3);
+    for path in ["/head", "/range", "/conditional"] {
+        let (hit, body) = get(addr, path).await;
+        assert_eq!(body, "0123456789", "{path}");
+        assert!(
+            header(&hit, "cache-status").contains("hit"),
+            "{path}: {hit:?}"
+        );
+    }
+    assert_eq!(
+        origin.count(),
+        3,
+        "the misses stored what the GETs were served from"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unstored_answer_to_a_head_range_or_conditional_miss_is_judged_on_its_head() {
+    let origin = origin_with(
+        &[("cache-control", "no-store"), ("etag", "\"u\"")],
+        "0123456789",
+    )
+    .await;
+    let app = cached_proxy(origin.addr).await;
+    let addr = app.addr().unwrap();
+
+    let (head, body) = request(addr, Method::HEAD, "/u", &[]).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(body.is_empty());
+    assert!(
+        header(&head, "cache-status").contains("detail=no-store"),
+        "{head:?}"
+    );
+    // Nothing stored to cut a range from: the whole 200 (RFC 9110 14.2 allows ignoring Range).
+    let (full_body, body) = request(addr, Method::GET, "/u", &[("range", "bytes=2-5")]).await;
+    assert_eq!(full_body.status(), StatusCode::OK);
+    assert_eq!(body, "0123456789");
+    let (not_modified, _) = request(addr, Method::GET, "/u", &[("if-none-match", "\"u\"")]).await;
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    let (modified, body) = request(addr, Method::GET, "/u", &[("if-none-match", "\"x\"")]).await;
+    assert_eq!(modified.status(), StatusCode::OK);
+    assert_eq!(body, "0123456789");
+    assert_eq!(origin.count(), 4);
+    assert_eq!(app.shared().cache.store_ref().objects(), 0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_range_miss_over_the_object_limit_gets_the_whole_body_unstored() {
+    use http_body_util::BodyExt;
+    let origin = Origin::start(|_| async {
+        // No Content-Length: the size is learnt only while streaming.
+        let (mut sender, body) = http_body_util::channel::Channel::<
+            Bytes,
+            Box<dyn std::error::Error + Send + Sync>,
+        >::new(4);
+        tokio::spawn(async move {
+            for _ in 0..4 {
+                let _ = sender.send_data(Bytes::from(vec![b'a'; 1024])).await;
+            }
+            let _ = sender.send_data(Bytes::from_static(b"end")).await;
+        });
+        let mut response = Response::new(body.boxed());
+        response
+            .headers_mut()
+            .insert("cache-control", "max-age=300".parse().unwrap());
+        response
+    })
+    .await;
+    let app = start_proxy(&cache_config(origin.addr, "max_object_size = \"1KiB\"")).await;
+    let addr = app.addr().unwrap();
+    let (response, body) = request(addr, Method::GET, "/big", &[("range", "bytes=0-1")]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        body.len(),
+        4 * 1024 + 3,
+        "the frames read before the limit and the rest"
+    );
+    assert!(body.ends_with(b"end"));
+    let (head, body) = request(addr, Method::HEAD, "/big", &[]).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(
+        app.shared().cache.store_ref().objects(),
+        0,
+        "too big to store"
+    );
+    assert_eq!(origin.count(), 2);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn purge_tag_headers_are_stripped_for_clients_and_kept_for_a_cdn() {
     let origin = origin_with(
         &[

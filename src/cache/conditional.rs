@@ -8,7 +8,8 @@ use std::time::SystemTime;
 
 use http::header::{
     CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, DATE, ETAG, EXPIRES, HeaderName, HeaderValue,
-    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED, VARY,
+    IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LAST_MODIFIED,
+    RANGE, VARY,
 };
 use http::{HeaderMap, Method, StatusCode};
 
@@ -47,6 +48,18 @@ pub fn prepare_revalidation(headers: &mut HeaderMap, entry: &Entry) {
         headers.insert(IF_MODIFIED_SINCE, modified.clone());
     }
 }
+
+/// The client fields the cache answers itself once it holds the whole representation: its
+/// validators (RFC 9111 4.3.2) and Range (RFC 9110 14). A GET or HEAD miss that carries one of
+/// them (or is a HEAD) asks the origin for the whole representation, with a plain GET without
+/// them, stores it and answers the request from it, as nginx (`proxy_cache_convert_head` and
+/// the request fields its cache clears) and Varnish do.
+pub static ANSWERED_FROM_STORE: [HeaderName; 4] =
+    [IF_NONE_MATCH, IF_MODIFIED_SINCE, RANGE, IF_RANGE];
+
+/// The client preconditions the cache leaves to the origin (RFC 9110 13.1.1, 13.1.4): a miss
+/// that carries one is forwarded as it is, and not stored.
+pub static LEFT_TO_ORIGIN: [HeaderName; 2] = [IF_MATCH, IF_UNMODIFIED_SINCE];
 
 /// The outcome of a 304 for a stored entry.
 #[derive(Debug)]
@@ -109,19 +122,42 @@ pub enum ClientConditional {
 /// If-Modified-Since, which compares with Last-Modified (or Date when there is none). Only for
 /// GET and HEAD of a 200.
 pub fn answer_conditional(request: RequestHead<'_>, entry: &Entry) -> ClientConditional {
-    if !matches!(*request.method, Method::GET | Method::HEAD) || entry.status() != StatusCode::OK {
+    answer(request, entry.status(), entry.headers(), entry.etag())
+}
+
+/// The same answer for a response that was not stored, judged on its head: a miss asks the
+/// origin for the whole representation without the client's If-None-Match / If-Modified-Since
+/// (so that it can be stored), and answers them itself, as nginx's not_modified filter does.
+pub fn answer_conditional_to(
+    request: RequestHead<'_>,
+    response: ResponseHead<'_>,
+) -> ClientConditional {
+    answer(
+        request,
+        response.status,
+        response.headers,
+        response.headers.get(ETAG),
+    )
+}
+
+fn answer(
+    request: RequestHead<'_>,
+    status: StatusCode,
+    stored: &HeaderMap,
+    etag: Option<&HeaderValue>,
+) -> ClientConditional {
+    if !matches!(*request.method, Method::GET | Method::HEAD) || status != StatusCode::OK {
         return ClientConditional::Full;
     }
     let not_modified = if request.headers.contains_key(IF_NONE_MATCH) {
-        let stored = entry.etag().map(HeaderValue::as_bytes);
+        let etag = etag.map(HeaderValue::as_bytes);
         request
             .headers
             .get_all(IF_NONE_MATCH)
             .iter()
-            .any(|value| none_match_hits(value.as_bytes(), stored))
+            .any(|value| none_match_hits(value.as_bytes(), etag))
     } else if let Some(since) = header_date(request.headers, IF_MODIFIED_SINCE) {
-        let modified = header_date(entry.headers(), LAST_MODIFIED)
-            .or_else(|| header_date(entry.headers(), DATE));
+        let modified = header_date(stored, LAST_MODIFIED).or_else(|| header_date(stored, DATE));
         modified.is_some_and(|modified| modified <= since)
     } else {
         false
@@ -140,7 +176,7 @@ pub fn answer_conditional(request: RequestHead<'_>, entry: &Entry) -> ClientCond
         LAST_MODIFIED,
         VARY,
     ] {
-        for value in entry.headers().get_all(&name) {
+        for value in stored.get_all(&name) {
             headers.append(name.clone(), value.clone());
         }
     }

@@ -18,7 +18,12 @@
 //!                                 and forward (step 5); keep the entry for 304 / errors.
 //!              Miss(OnlyIfCached) -> 504; Miss(_) -> step 4
 //!            }
-//! 4 coalesce match cache.coalesce(&key) {
+//! 4 coalesce a GET or HEAD miss without LEFT_TO_ORIGIN preconditions (If-Match,
+//!            If-Unmodified-Since) and without a body; a HEAD or a GET with one of
+//!            ANSWERED_FROM_STORE (validators, Range) asks the origin for the whole
+//!            representation with a plain GET without them, reads it into the store first,
+//!            then answers as a hit would (answer_conditional_to judges what was not stored).
+//!            match cache.coalesce(&key) {
 //!              Leader(leader) -> forward; then publish or release (dropping it releases)
 //!              Waiter(waiter) -> match cache.wait(waiter, headers, timeout).await {
 //!                                  Coalesced::Hit(entry) -> serve (Cache-Status collapsed)
@@ -80,7 +85,8 @@ use http::{HeaderMap, StatusCode, Uri};
 pub use body::{BodyCollector, Collected, Collecting};
 pub use coalesce::{Join, Leader, Release, Waiter};
 pub use conditional::{
-    ClientConditional, Refresh, answer_conditional, prepare_revalidation, refresh,
+    ANSWERED_FROM_STORE, ClientConditional, LEFT_TO_ORIGIN, Refresh, answer_conditional,
+    answer_conditional_to, prepare_revalidation, refresh,
 };
 pub use counters::{CacheCounters, CacheEvent, CountersSnapshot, Revalidation};
 pub use entry::{Entry, PurgeState};

@@ -9,22 +9,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{
-    CONTENT_LENGTH, CONTENT_RANGE, HOST, HeaderValue, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    IF_RANGE, IF_UNMODIFIED_SINCE, RANGE,
-};
+use http::header::{CONTENT_LENGTH, CONTENT_RANGE, HOST, HeaderValue, RANGE};
 use http::{HeaderMap, Method, Response, StatusCode, request, response};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use super::tee::{PendingStore, Tee};
+use super::tee::{PendingStore, Replay, Tee};
 use super::{ProxyError, RequestRecord, ResponseBody, Side, Upstream, body_expected, headers};
 use crate::cache::{
-    CACHE_STATUS, CacheEvent, CacheKey, CacheStatus, Cacheability, Coalesced, Entry, Facing, Fwd,
-    Join, Leader, Lookup, MissKind, OnError, RangeAnswer, Refresh, RequestHead, ResponseHead,
-    Revalidation, ServeStale, Stale, UpstreamFailure, answer_conditional, cacheability,
+    ANSWERED_FROM_STORE, CACHE_STATUS, CacheEvent, CacheKey, CacheStatus, Cacheability,
+    ClientConditional, Coalesced, Entry, Facing, Fwd, Join, LEFT_TO_ORIGIN, Leader, Lookup,
+    MissKind, OnError, RangeAnswer, Refresh, RequestHead, ResponseHead, Revalidation, ServeStale,
+    Stale, UpstreamFailure, answer_conditional, answer_conditional_to, cacheability,
     invalidation_targets, prepare_revalidation, range, refresh, set_age, stale_on_error,
     strip_for_client,
 };
@@ -118,19 +116,42 @@ fn observe(upstream: &Upstream<'_>, record: &mut RequestRecord, outcome: CacheOu
     }
 }
 
-/// Whether the client sent its own preconditions or a Range: such a request is forwarded as
-/// it is rather than leading a fetch others wait on (its answer may be a 304 or a 206).
-fn is_partial_or_conditional(headers: &HeaderMap) -> bool {
-    [
-        IF_NONE_MATCH,
-        IF_MODIFIED_SINCE,
-        IF_MATCH,
-        IF_UNMODIFIED_SINCE,
-        IF_RANGE,
-        RANGE,
-    ]
-    .iter()
-    .any(|name| headers.contains_key(name))
+/// How a GET or HEAD miss goes to the origin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MissShape {
+    /// A plain GET: forwarded as it is, coalesced, streamed to the client while it is stored.
+    Plain,
+    /// A HEAD, or a GET with validators or a Range: the whole representation is fetched with a
+    /// plain GET (coalesced with the other misses), stored, and then answers the request as a
+    /// hit would (`fill`).
+    Whole,
+    /// Anything else (a request body, If-Match / If-Unmodified-Since, another stored method):
+    /// forwarded as it is, on its own.
+    AsIs,
+}
+
+impl MissShape {
+    fn of(parts: &request::Parts, has_body: bool) -> MissShape {
+        let get = parts.method == Method::GET;
+        let has = |names: &[http::HeaderName]| names.iter().any(|n| parts.headers.contains_key(n));
+        if has_body || !(get || parts.method == Method::HEAD) || has(&LEFT_TO_ORIGIN) {
+            MissShape::AsIs
+        } else if get && !has(&ANSWERED_FROM_STORE) {
+            MissShape::Plain
+        } else {
+            MissShape::Whole
+        }
+    }
+}
+
+/// A GET of `parts`' URI with `headers`: how the cache asks for a whole representation.
+fn get_parts(parts: &request::Parts, headers: HeaderMap) -> request::Parts {
+    let mut request = request::Request::new(());
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = headers;
+    request.into_parts().0
 }
 
 /// Step 4 and on: nothing usable is stored.
@@ -145,9 +166,10 @@ async fn miss(
     fwd: Fwd,
     record: &mut RequestRecord,
 ) -> Result<Response<ResponseBody>, ProxyError> {
-    let coalescible =
-        parts.method == Method::GET && body.is_none() && !is_partial_or_conditional(&parts.headers);
-    let leader = if coalescible {
+    let shape = MissShape::of(&parts, body.is_some());
+    let leader = if shape == MissShape::AsIs {
+        None
+    } else {
         match shared.cache.coalesce(&key) {
             Join::Leader(leader) => Some(leader),
             Join::Waiter(waiter) => {
@@ -173,11 +195,24 @@ async fn miss(
                 }
             }
         }
-    } else {
-        None
     };
     observe(upstream, record, CacheOutcome::Miss);
     let sent = SystemTime::now();
+    if shape == MissShape::Whole {
+        let mut headers = parts.headers.clone();
+        for name in &ANSWERED_FROM_STORE {
+            headers.remove(name);
+        }
+        let whole = get_parts(&parts, headers);
+        let mut headers = whole.headers.clone();
+        announce_surrogate(&mut headers);
+        let response = upstream.fetch(&whole, headers, None, record).await?;
+        let received = SystemTime::now();
+        let teed = tee_or_skip(
+            shared, upstream, settings, &whole, key, leader, fwd, response, sent, received,
+        );
+        return fill(upstream, settings, &parts, teed).await;
+    }
     let mut headers = parts.headers.clone();
     announce_surrogate(&mut headers);
     let response = upstream.fetch(&parts, headers, body, record).await?;
@@ -187,10 +222,24 @@ async fn miss(
     ))
 }
 
-/// Step 7: stores the response while it streams to the client (when the policy allows), and
-/// step 8 for a forwarded response.
+/// A response from the origin on its way to the client: teed into the store, or uncached.
+enum Teed {
+    Tee {
+        head: response::Parts,
+        tee: Box<Tee>,
+        status: CacheStatus,
+    },
+    Skip {
+        head: response::Parts,
+        incoming: Incoming,
+        status: CacheStatus,
+    },
+}
+
+/// Step 7: whether the response may be stored; if so, a tee that stores it as it is read.
+/// `head` has not been prepared for the client yet (`client_head`).
 #[allow(clippy::too_many_arguments)]
-fn store_or_skip(
+fn tee_or_skip(
     shared: &Arc<Shared>,
     upstream: &Upstream<'_>,
     settings: &RouteCache,
@@ -201,8 +250,8 @@ fn store_or_skip(
     response: Response<Incoming>,
     sent: SystemTime,
     received: SystemTime,
-) -> Response<ResponseBody> {
-    let (mut head, incoming) = upstream_head(upstream, parts, response);
+) -> Teed {
+    let (head, incoming) = upstream_head(upstream, parts, response);
     let decision = cacheability(
         RequestHead::from(parts),
         ResponseHead::new(head.status, &head.headers),
@@ -224,9 +273,11 @@ fn store_or_skip(
                 leader,
                 declared: content_length(&head.headers),
             };
-            client_head(&mut head.headers, upstream.conn.facing, &status);
-            let tee = Tee::new(incoming, pending);
-            Response::from_parts(head, ResponseBody::boxed(UnsyncBoxBody::new(tee)))
+            Teed::Tee {
+                head,
+                tee: Box::new(Tee::new(incoming, pending)),
+                status,
+            }
         }
         Cacheability::Skip(reason) => {
             if let Some(leader) = leader {
@@ -235,10 +286,163 @@ fn store_or_skip(
             let status = CacheStatus::forward(fwd)
                 .fwd_status(head.status)
                 .not_stored(reason);
-            client_head(&mut head.headers, upstream.conn.facing, &status);
+            Teed::Skip {
+                head,
+                incoming,
+                status,
+            }
+        }
+    }
+}
+
+/// Step 7 and 8 for a plain miss: the response streams to the client while it is stored.
+#[allow(clippy::too_many_arguments)]
+fn store_or_skip(
+    shared: &Arc<Shared>,
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    parts: &request::Parts,
+    key: CacheKey,
+    leader: Option<Leader<Arc<Entry>>>,
+    fwd: Fwd,
+    response: Response<Incoming>,
+    sent: SystemTime,
+    received: SystemTime,
+) -> Response<ResponseBody> {
+    let facing = upstream.conn.facing;
+    match tee_or_skip(
+        shared, upstream, settings, parts, key, leader, fwd, response, sent, received,
+    ) {
+        Teed::Tee {
+            mut head,
+            tee,
+            status,
+        } => {
+            client_head(&mut head.headers, facing, &status);
+            Response::from_parts(head, ResponseBody::boxed(UnsyncBoxBody::new(*tee)))
+        }
+        Teed::Skip {
+            mut head,
+            incoming,
+            status,
+        } => {
+            client_head(&mut head.headers, facing, &status);
             Response::from_parts(head, ResponseBody::upstream(incoming))
         }
     }
+}
+
+/// Step 7 and 8 for a `MissShape::Whole` miss: the whole representation is read and stored
+/// first (up to the object limit, within the total timeout), then answers the request as a
+/// hit would (304, 206, HEAD). A response that is not stored answers it uncached.
+async fn fill(
+    upstream: &Upstream<'_>,
+    settings: &RouteCache,
+    parts: &request::Parts,
+    teed: Teed,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let facing = upstream.conn.facing;
+    let (head, mut tee, status) = match teed {
+        Teed::Skip {
+            head,
+            incoming,
+            status,
+        } => {
+            let body = ResponseBody::upstream(incoming);
+            return Ok(uncached(parts, head, body, &status, facing));
+        }
+        Teed::Tee { head, tee, status } => (head, tee, status),
+    };
+    let limit = settings.rules.max_object_size;
+    let declared_over = content_length(&head.headers)
+        .is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX));
+    let read = if declared_over {
+        Read::Over(Vec::new())
+    } else {
+        tokio::time::timeout(
+            upstream.snapshot.config.timeouts.total,
+            read_whole(&mut tee, limit),
+        )
+        .await
+        .map_err(|_| ProxyError::UpstreamTimeout)?
+        .map_err(|error| ProxyError::UpstreamProtocol(error.to_string()))?
+    };
+    match read {
+        Read::Whole(frames) => match tee.stored() {
+            Some(entry) => {
+                let age = entry.freshness().current_age(SystemTime::now());
+                Ok(stored_response(parts, entry, age, &status, facing))
+            }
+            // The store refused it (bigger than its budget allows, or a vary-star surprise).
+            None => {
+                let body = ResponseBody::full(concat(frames));
+                Ok(uncached(parts, head, body, &status, facing))
+            }
+        },
+        Read::Over(frames) => {
+            let body = ResponseBody::boxed(UnsyncBoxBody::new(Replay::new(frames, *tee)));
+            Ok(uncached(parts, head, body, &status, facing))
+        }
+    }
+}
+
+/// How far `read_whole` got.
+enum Read {
+    /// The body ended: all of its data frames.
+    Whole(Vec<Bytes>),
+    /// The body outgrew the object limit: the frames read so far (the rest is still to come).
+    Over(Vec<Bytes>),
+}
+
+/// Reads `tee` to its end (which stores it), or until more than `limit` bytes came.
+async fn read_whole(tee: &mut Tee, limit: usize) -> Result<Read, super::body::BoxError> {
+    let mut frames = Vec::new();
+    let mut size = 0usize;
+    while let Some(frame) = tee.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            size = size.saturating_add(data.len());
+            frames.push(data);
+            if size > limit {
+                return Ok(Read::Over(frames));
+            }
+        }
+    }
+    Ok(Read::Whole(frames))
+}
+
+fn concat(frames: Vec<Bytes>) -> Bytes {
+    match <[Bytes; 1]>::try_from(frames) {
+        Ok([one]) => one,
+        Err(frames) => frames.concat().into(),
+    }
+}
+
+/// Step 8 for a response the cache did not store, to a request the cache would have answered
+/// itself (`MissShape::Whole`): its validators are judged on the response head (304), a HEAD
+/// gets no body, and a Range is ignored (RFC 9110 14.2 lets a server send the whole 200).
+fn uncached(
+    parts: &request::Parts,
+    mut head: response::Parts,
+    body: ResponseBody,
+    status: &CacheStatus,
+    facing: Facing,
+) -> Response<ResponseBody> {
+    client_head(&mut head.headers, facing, status);
+    if let ClientConditional::NotModified(mut fields) =
+        answer_conditional_to(RequestHead::from(parts), ResponseHead::from(&head))
+    {
+        fields.append(CACHE_STATUS.clone(), status.to_header_value());
+        let mut response = Response::new(ResponseBody::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        *response.headers_mut() = fields;
+        return response;
+    }
+    let body = if parts.method == Method::HEAD {
+        ResponseBody::empty()
+    } else {
+        body
+    };
+    Response::from_parts(head, body)
 }
 
 /// The response head as the client and the store see it: hop-by-hop fields gone, Via added.
@@ -454,7 +658,7 @@ pub(super) fn stored_response(
     facing: Facing,
 ) -> Response<ResponseBody> {
     let status_value = status.to_header_value();
-    if let crate::cache::ClientConditional::NotModified(mut headers) =
+    if let ClientConditional::NotModified(mut headers) =
         answer_conditional(RequestHead::from(parts), entry)
     {
         set_age(&mut headers, age);
@@ -524,12 +728,7 @@ fn spawn_refresh(
     let host_value = upstream.host_value.cloned();
     let settings = settings.clone();
     let entry = Arc::clone(entry);
-    let mut request = request::Request::new(());
-    *request.method_mut() = Method::GET;
-    *request.uri_mut() = parts.uri.clone();
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
-    let (request, ()) = request.into_parts();
+    let request = get_parts(parts, parts.headers.clone());
     let span = tracing::debug_span!("refresh", key = key.primary());
     tokio::spawn(
         async move {

@@ -34,7 +34,8 @@ pub(crate) struct PendingStore {
 
 impl PendingStore {
     /// Stores `collected` if it is complete and publishes it; releases the waiters otherwise.
-    fn complete(self, collected: Collected) {
+    /// Returns the stored entry.
+    fn complete(self, collected: Collected) -> Option<Arc<Entry>> {
         let stored = match collected {
             Collected::Complete(body) => {
                 self.cache
@@ -50,9 +51,15 @@ impl PendingStore {
             }
         };
         match (self.leader, stored) {
-            (Some(leader), Some(entry)) => leader.publish(entry),
-            (Some(leader), None) => leader.release(),
-            (None, _) => {}
+            (Some(leader), Some(entry)) => {
+                leader.publish(Arc::clone(&entry));
+                Some(entry)
+            }
+            (Some(leader), None) => {
+                leader.release();
+                None
+            }
+            (None, stored) => stored,
         }
     }
 }
@@ -62,6 +69,8 @@ pub(crate) struct Tee {
     inner: Incoming,
     collector: Option<BodyCollector>,
     pending: Option<PendingStore>,
+    /// What was stored, once the body ended whole and the store took it.
+    stored: Option<Arc<Entry>>,
 }
 
 impl Tee {
@@ -71,6 +80,7 @@ impl Tee {
             inner,
             collector: Some(BodyCollector::new(pending.plan.max_body)),
             pending: Some(pending),
+            stored: None,
         };
         // A body that is over before it starts (204, Content-Length: 0) is never polled:
         // store it now.
@@ -80,10 +90,15 @@ impl Tee {
         tee
     }
 
+    /// The stored entry, once the body has ended and the store took it.
+    pub(crate) fn stored(&self) -> Option<&Arc<Entry>> {
+        self.stored.as_ref()
+    }
+
     fn end(&mut self) {
         if let (Some(collector), Some(pending)) = (self.collector.take(), self.pending.take()) {
             let collected = collector.finish(pending.declared);
-            pending.complete(collected);
+            self.stored = pending.complete(collected);
         }
     }
 
@@ -134,5 +149,52 @@ impl Body for Tee {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A tee whose first frames were already read (to learn whether the body fits the store):
+/// they go out first, then the rest of the stream.
+pub(crate) struct Replay {
+    read: std::vec::IntoIter<Bytes>,
+    rest: Tee,
+}
+
+impl Replay {
+    pub(crate) fn new(read: Vec<Bytes>, rest: Tee) -> Replay {
+        Replay {
+            read: read.into_iter(),
+            rest,
+        }
+    }
+}
+
+impl Body for Replay {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match this.read.next() {
+            Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            None => Pin::new(&mut this.rest).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.len() == 0 && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let read: u64 = self.read.as_slice().iter().map(|b| b.len() as u64).sum();
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + read);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + read);
+        }
+        hint
     }
 }

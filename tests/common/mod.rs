@@ -116,6 +116,11 @@ impl Origin {
         Origin::start(move |_| async move { Response::new(full(body)) }).await
     }
 
+    /// Every request the origin has seen, oldest first.
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
     pub fn last(&self) -> Seen {
         self.seen
             .lock()

@@ -3,7 +3,10 @@ use std::time::Duration;
 use http::header::{CONTENT_LENGTH, ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE};
 
 use super::*;
-use crate::cache::{ClientConditional, Refresh, answer_conditional, prepare_revalidation, refresh};
+use crate::cache::{
+    ClientConditional, Refresh, ResponseHead, answer_conditional, answer_conditional_to,
+    prepare_revalidation, refresh,
+};
 
 fn stored(extra: &[(&str, &str)]) -> Entry {
     let mut fields = vec![("cache-control", "max-age=60"), ("x-version", "1")];
@@ -193,6 +196,36 @@ fn conditionals_are_answered_only_for_get_and_head() {
     let request = super::request(http::Method::DELETE, "/a", &[("if-none-match", "\"v1\"")]);
     assert!(matches!(
         answer_conditional(RequestHead::from(&request), &entry),
+        ClientConditional::Full
+    ));
+}
+
+#[test]
+fn rfc9111_4_3_2_an_unstored_response_answers_the_clients_validators_from_its_own_head() {
+    let origin = response(
+        200,
+        &[
+            ("cache-control", "no-store"),
+            ("etag", "\"u1\""),
+            ("x-version", "1"),
+        ],
+    );
+    let matching = get("/a", &[("if-none-match", "\"u1\"")]);
+    match answer_conditional_to(RequestHead::from(&matching), ResponseHead::from(&origin)) {
+        ClientConditional::NotModified(fields) => {
+            assert_eq!(fields.get(ETAG).map(|v| v.as_bytes()), Some(&b"\"u1\""[..]));
+            assert!(fields.get("x-version").is_none(), "only the 304 fields");
+        }
+        ClientConditional::Full => panic!("\"u1\" should match"),
+    }
+    let other = get("/a", &[("if-none-match", "\"u2\"")]);
+    assert!(matches!(
+        answer_conditional_to(RequestHead::from(&other), ResponseHead::from(&origin)),
+        ClientConditional::Full
+    ));
+    let not_ok = response(404, &[("etag", "\"u1\"")]);
+    assert!(matches!(
+        answer_conditional_to(RequestHead::from(&matching), ResponseHead::from(&not_ok)),
         ClientConditional::Full
     ));
 }
