@@ -616,22 +616,33 @@ async fn an_unstored_answer_to_a_head_range_or_conditional_miss_is_judged_on_its
         header(&head, "cache-status").contains("detail=no-store"),
         "{head:?}"
     );
-    // Nothing stored to cut a range from: the whole 200 (RFC 9110 14.2 allows ignoring Range).
-    let (full_body, body) = request(addr, Method::GET, "/u", &[("range", "bytes=2-5")]).await;
-    assert_eq!(full_body.status(), StatusCode::OK);
+    // The range is cut out of the stream, as the length is declared.
+    let (partial, body) = request(addr, Method::GET, "/u", &[("range", "bytes=2-5")]).await;
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, "2345");
+    assert_eq!(header(&partial, "content-range"), "bytes 2-5/10");
+    // An If-Range naming another version: the whole 200.
+    let (whole, body) = request(
+        addr,
+        Method::GET,
+        "/u",
+        &[("range", "bytes=2-5"), ("if-range", "\"other\"")],
+    )
+    .await;
+    assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(body, "0123456789");
     let (not_modified, _) = request(addr, Method::GET, "/u", &[("if-none-match", "\"u\"")]).await;
     assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
     let (modified, body) = request(addr, Method::GET, "/u", &[("if-none-match", "\"x\"")]).await;
     assert_eq!(modified.status(), StatusCode::OK);
     assert_eq!(body, "0123456789");
-    assert_eq!(origin.count(), 4);
+    assert_eq!(origin.count(), 5);
     assert_eq!(app.shared().cache.store_ref().objects(), 0);
     app.shutdown().await;
 }
 
 #[tokio::test]
-async fn a_range_miss_over_the_object_limit_gets_the_whole_body_unstored() {
+async fn a_range_miss_over_the_object_limit_is_cut_from_the_stream_or_sent_whole() {
     use http_body_util::BodyExt;
     let origin = Origin::start(|_| async {
         // No Content-Length: the size is learnt only while streaming.
@@ -671,6 +682,20 @@ async fn a_range_miss_over_the_object_limit_gets_the_whole_body_unstored() {
         "too big to store"
     );
     assert_eq!(origin.count(), 2);
+    app.shutdown().await;
+
+    // A declared length over the limit: nothing is read ahead, the range is cut from the stream.
+    let big: &'static str = Box::leak("0123456789".repeat(300).into_boxed_str());
+    let origin = origin_with(&[("cache-control", "max-age=300")], big).await;
+    let app = start_proxy(&cache_config(origin.addr, "max_object_size = \"1KiB\"")).await;
+    let addr = app.addr().unwrap();
+    let (partial, body) = request(addr, Method::GET, "/big", &[("range", "bytes=2995-")]).await;
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, "56789");
+    assert_eq!(header(&partial, "content-range"), "bytes 2995-2999/3000");
+    let (unsatisfiable, _) = request(addr, Method::GET, "/big", &[("range", "bytes=5000-")]).await;
+    assert_eq!(unsatisfiable.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(app.shared().cache.store_ref().objects(), 0);
     app.shutdown().await;
 }
 

@@ -2,15 +2,17 @@
 //!
 //! One `bytes=` range gives a 206 with Content-Range; an unsatisfiable one a 416; anything
 //! else (several ranges, another unit, bad syntax, an If-Range that does not match) falls back
-//! to the full 200, which RFC 9110 14.2 allows. Slicing a `Bytes` is zero-copy.
+//! to the full 200, which RFC 9110 14.2 allows. Slicing a `Bytes` is zero-copy. A response
+//! that streams through unstored is answered the same way from its head (`select_streamed`).
 
 use std::ops::Range;
 
-use http::header::{HeaderValue, IF_RANGE, RANGE};
+use http::header::{ETAG, HeaderValue, IF_RANGE, LAST_MODIFIED, RANGE};
 use http::{HeaderMap, StatusCode};
 
 use super::conditional::strong_eq;
 use super::entry::Entry;
+use super::head::ResponseHead;
 
 /// How to answer a request's Range from a stored entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,31 +30,64 @@ pub enum RangeAnswer {
 
 /// RFC 9110 14.2: the answer to the request's Range for `entry` (a stored 200).
 pub fn select(request: &HeaderMap, entry: &Entry) -> RangeAnswer {
-    if entry.status() != StatusCode::OK {
+    answer(
+        request,
+        entry.status(),
+        entry.etag(),
+        entry.last_modified(),
+        entry.body().len(),
+    )
+}
+
+/// The same answer for a response that was not stored (it streams through), from its head
+/// and its declared length: the pipeline cuts the range out of the stream, as nginx's range
+/// filter does for proxied responses.
+pub fn select_streamed(
+    request: &HeaderMap,
+    response: ResponseHead<'_>,
+    length: usize,
+) -> RangeAnswer {
+    answer(
+        request,
+        response.status,
+        response.headers.get(ETAG),
+        response.headers.get(LAST_MODIFIED),
+        length,
+    )
+}
+
+fn answer(
+    request: &HeaderMap,
+    status: StatusCode,
+    etag: Option<&HeaderValue>,
+    last_modified: Option<&HeaderValue>,
+    length: usize,
+) -> RangeAnswer {
+    if status != StatusCode::OK {
         return RangeAnswer::Full;
     }
     let Some(range) = request.get(RANGE).and_then(|value| value.to_str().ok()) else {
         return RangeAnswer::Full;
     };
     if let Some(condition) = request.get(IF_RANGE)
-        && !if_range_holds(condition, entry)
+        && !if_range_holds(condition, etag, last_modified)
     {
         return RangeAnswer::Full;
     }
-    evaluate(range, entry.body().len())
+    evaluate(range, length)
 }
 
 /// RFC 9110 13.1.5: If-Range holds for a strong ETag match or an exact Last-Modified.
-fn if_range_holds(condition: &HeaderValue, entry: &Entry) -> bool {
+fn if_range_holds(
+    condition: &HeaderValue,
+    etag: Option<&HeaderValue>,
+    last_modified: Option<&HeaderValue>,
+) -> bool {
     let bytes = condition.as_bytes();
     if bytes.starts_with(b"\"") || bytes.starts_with(b"W/") {
-        return entry
-            .etag()
-            .is_some_and(|etag| strong_eq(bytes, etag.as_bytes()));
+        return etag.is_some_and(|etag| strong_eq(bytes, etag.as_bytes()));
     }
-    entry
-        .last_modified()
-        .is_some_and(|modified| modified.as_bytes() == bytes.trim_ascii())
+    last_modified.is_some_and(|modified| modified.as_bytes() == bytes.trim_ascii())
 }
 
 /// The answer to a Range value against a body of `length` bytes.

@@ -264,6 +264,74 @@ impl Body for ResponseBody {
     }
 }
 
+/// The bytes `range` of a streamed body (a Range answered from a response that streams
+/// through unstored): frames before it are dropped, frames across its ends are sliced (no
+/// copy), and the stream ends at its last byte.
+pub struct Slice<B> {
+    inner: B,
+    /// Bytes still to drop before the range starts.
+    skip: u64,
+    /// Bytes of the range still to send.
+    take: u64,
+}
+
+impl<B> Slice<B> {
+    pub fn new(inner: B, range: std::ops::Range<usize>) -> Slice<B> {
+        Slice {
+            inner,
+            skip: range.start as u64,
+            take: range.len() as u64,
+        }
+    }
+}
+
+impl<B> Body for Slice<B>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        while this.take > 0 {
+            let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                other => return other,
+            };
+            // Trailers belong to the whole body, not to a range of it: dropped.
+            let Ok(mut data) = frame.into_data() else {
+                continue;
+            };
+            let length = data.len() as u64;
+            if this.skip >= length {
+                this.skip -= length;
+                continue;
+            }
+            let start = usize::try_from(this.skip).unwrap_or(usize::MAX);
+            let end = usize::try_from(this.skip.saturating_add(this.take))
+                .unwrap_or(usize::MAX)
+                .min(data.len());
+            data = data.slice(start..end);
+            this.skip = 0;
+            this.take -= data.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.take == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.take)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -297,5 +365,21 @@ mod tests {
         let body = ResponseBody::full("hello").on_finish(Box::new(Record(Arc::clone(&seen))));
         drop(body);
         assert_eq!(*seen.lock().unwrap(), Some((0, Some("client_closed"))));
+    }
+
+    #[tokio::test]
+    async fn a_slice_cuts_its_range_across_frames_and_ends_there() {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = ["0123", "4567", "89"]
+            .into_iter()
+            .map(|text| Ok(Frame::data(Bytes::from_static(text.as_bytes()))))
+            .collect();
+        let stream = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let sliced = Slice::new(stream, 3..6).collect().await.unwrap().to_bytes();
+        assert_eq!(sliced, "345");
+        let whole = ResponseBody::full("0123456789");
+        assert_eq!(
+            Slice::new(whole, 9..10).collect().await.unwrap().to_bytes(),
+            "9"
+        );
     }
 }

@@ -16,6 +16,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
+use super::body::Slice;
 use super::tee::{PendingStore, Replay, Tee};
 use super::{ProxyError, RequestRecord, ResponseBody, Side, Upstream, body_expected, headers};
 use crate::cache::{
@@ -419,11 +420,12 @@ fn concat(frames: Vec<Bytes>) -> Bytes {
 
 /// Step 8 for a response the cache did not store, to a request the cache would have answered
 /// itself (`MissShape::Whole`): its validators are judged on the response head (304), a HEAD
-/// gets no body, and a Range is ignored (RFC 9110 14.2 lets a server send the whole 200).
+/// gets no body, and a Range is cut out of the stream when the length is declared (otherwise
+/// the whole 200, which RFC 9110 14.2 allows).
 fn uncached(
     parts: &request::Parts,
     mut head: response::Parts,
-    body: ResponseBody,
+    mut body: ResponseBody,
     status: &CacheStatus,
     facing: Facing,
 ) -> Response<ResponseBody> {
@@ -437,11 +439,34 @@ fn uncached(
         *response.headers_mut() = fields;
         return response;
     }
-    let body = if parts.method == Method::HEAD {
-        ResponseBody::empty()
-    } else {
-        body
-    };
+    if parts.method == Method::HEAD {
+        return Response::from_parts(head, ResponseBody::empty());
+    }
+    let length = content_length(&head.headers).and_then(|length| usize::try_from(length).ok());
+    if parts.method == Method::GET
+        && parts.headers.contains_key(RANGE)
+        && let Some(length) = length
+    {
+        match range::select_streamed(&parts.headers, ResponseHead::from(&head), length) {
+            RangeAnswer::Full => {}
+            RangeAnswer::Partial {
+                range,
+                content_range,
+            } => {
+                head.status = StatusCode::PARTIAL_CONTENT;
+                head.headers.insert(CONTENT_RANGE, content_range);
+                head.headers
+                    .insert(CONTENT_LENGTH, HeaderValue::from(range.len()));
+                body = ResponseBody::boxed(UnsyncBoxBody::new(Slice::new(body, range)));
+            }
+            RangeAnswer::Unsatisfiable { content_range } => {
+                head.status = StatusCode::RANGE_NOT_SATISFIABLE;
+                head.headers.insert(CONTENT_RANGE, content_range);
+                head.headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+                body = ResponseBody::empty();
+            }
+        }
+    }
     Response::from_parts(head, body)
 }
 

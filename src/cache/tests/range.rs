@@ -2,7 +2,8 @@ use http::HeaderValue;
 
 use super::*;
 use crate::cache::RangeAnswer;
-use crate::cache::range::{evaluate, select};
+use crate::cache::ResponseHead;
+use crate::cache::range::{evaluate, select, select_streamed};
 
 fn partial(range: &str, length: usize) -> (std::ops::Range<usize>, String) {
     match evaluate(range, length) {
@@ -105,4 +106,24 @@ fn a_range_slice_shares_the_stored_body() {
     let slice = stored.body().slice(range);
     assert_eq!(&slice[..], b"234");
     assert_eq!(slice.as_ptr(), stored.body()[2..].as_ptr());
+}
+
+#[test]
+fn rfc9110_14_2_a_streamed_response_is_cut_from_its_declared_length_and_validators() {
+    let origin = response(200, &[("etag", "\"s1\""), ("content-length", "10")]);
+    let request = headers(&[("range", "bytes=2-5")]);
+    assert!(matches!(
+        select_streamed(&request, ResponseHead::from(&origin), 10),
+        RangeAnswer::Partial { range, .. } if range == (2..6)
+    ));
+    let stale_if_range = headers(&[("range", "bytes=2-5"), ("if-range", "\"s0\"")]);
+    assert_eq!(
+        select_streamed(&stale_if_range, ResponseHead::from(&origin), 10),
+        RangeAnswer::Full
+    );
+    let not_ok = response(404, &[]);
+    assert_eq!(
+        select_streamed(&request, ResponseHead::from(&not_ok), 10),
+        RangeAnswer::Full
+    );
 }
