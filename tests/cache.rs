@@ -643,20 +643,11 @@ async fn an_unstored_answer_to_a_head_range_or_conditional_miss_is_judged_on_its
 
 #[tokio::test]
 async fn a_range_miss_over_the_object_limit_is_cut_from_the_stream_or_sent_whole() {
-    use http_body_util::BodyExt;
     let origin = Origin::start(|_| async {
-        // No Content-Length: the size is learnt only while streaming.
-        let (mut sender, body) = http_body_util::channel::Channel::<
-            Bytes,
-            Box<dyn std::error::Error + Send + Sync>,
-        >::new(4);
-        tokio::spawn(async move {
-            for _ in 0..4 {
-                let _ = sender.send_data(Bytes::from(vec![b'a'; 1024])).await;
-            }
-            let _ = sender.send_data(Bytes::from_static(b"end")).await;
-        });
-        let mut response = Response::new(body.boxed());
+        let mut chunks = vec![Bytes::from(vec![b'a'; 1024]); 4];
+        chunks.push(Bytes::from_static(b"end"));
+        let body = chunked(chunks, None);
+        let mut response = Response::new(body);
         response
             .headers_mut()
             .insert("cache-control", "max-age=300".parse().unwrap());
@@ -1156,19 +1147,9 @@ async fn a_response_over_the_object_limit_streams_through_and_releases_waiters_a
         let gate = Arc::clone(&gate);
         let first = seen.fetch_add(1, Ordering::SeqCst) == 0;
         async move {
-            // No Content-Length: the size is learnt only while streaming.
-            let (mut sender, body) = http_body_util::channel::Channel::<
-                Bytes,
-                Box<dyn std::error::Error + Send + Sync>,
-            >::new(4);
-            tokio::spawn(async move {
-                let _ = sender.send_data(Bytes::from(vec![b'a'; 4096])).await;
-                if first {
-                    gate.notified().await;
-                }
-                let _ = sender.send_data(Bytes::from_static(b"end")).await;
-            });
-            let mut response = Response::new(body.boxed());
+            let chunks = vec![Bytes::from(vec![b'a'; 4096]), Bytes::from_static(b"end")];
+            let body = chunked(chunks, first.then_some(gate));
+            let mut response = Response::new(body);
             response
                 .headers_mut()
                 .insert("cache-control", "max-age=300".parse().unwrap());

@@ -218,27 +218,45 @@ async fn miss(
     announce_surrogate(&mut headers);
     let response = upstream.fetch(&parts, headers, body, record).await?;
     let received = SystemTime::now();
-    Ok(store_or_skip(
+    Ok(tee_or_skip(
         shared, upstream, settings, &parts, key, leader, fwd, response, sent, received,
-    ))
+    )
+    .stream(upstream.conn.facing))
 }
 
 /// A response from the origin on its way to the client: teed into the store, or uncached.
-enum Teed {
-    Tee {
-        head: response::Parts,
-        tee: Box<Tee>,
-        status: CacheStatus,
-    },
-    Skip {
-        head: response::Parts,
-        incoming: Incoming,
-        status: CacheStatus,
-    },
+/// `head` has not been prepared for the client yet (`client_head`).
+struct Teed {
+    head: response::Parts,
+    status: CacheStatus,
+    body: TeedBody,
+}
+
+enum TeedBody {
+    /// Stored as it is read.
+    Tee(Box<Tee>),
+    /// Not storable: passed on as it is.
+    Skip(Incoming),
+}
+
+impl Teed {
+    /// Step 8 for a plain miss: the response streams to the client while it is stored.
+    fn stream(self, facing: Facing) -> Response<ResponseBody> {
+        let Teed {
+            mut head,
+            status,
+            body,
+        } = self;
+        client_head(&mut head.headers, facing, &status);
+        let body = match body {
+            TeedBody::Tee(tee) => ResponseBody::boxed(UnsyncBoxBody::new(*tee)),
+            TeedBody::Skip(incoming) => ResponseBody::upstream(incoming),
+        };
+        Response::from_parts(head, body)
+    }
 }
 
 /// Step 7: whether the response may be stored; if so, a tee that stores it as it is read.
-/// `head` has not been prepared for the client yet (`client_head`).
 #[allow(clippy::too_many_arguments)]
 fn tee_or_skip(
     shared: &Arc<Shared>,
@@ -260,11 +278,10 @@ fn tee_or_skip(
         sent,
         received,
     );
+    let status = CacheStatus::forward(fwd).fwd_status(head.status);
     match decision {
         Cacheability::Store(plan) => {
-            let status = CacheStatus::forward(fwd)
-                .fwd_status(head.status)
-                .stored(plan.freshness.ttl_seconds(received));
+            let status = status.stored(plan.freshness.ttl_seconds(received));
             let pending = PendingStore {
                 cache: Arc::clone(&shared.cache),
                 key,
@@ -274,61 +291,16 @@ fn tee_or_skip(
                 leader,
                 declared: content_length(&head.headers),
             };
-            Teed::Tee {
-                head,
-                tee: Box::new(Tee::new(incoming, pending)),
-                status,
-            }
+            let body = TeedBody::Tee(Box::new(Tee::new(incoming, pending)));
+            Teed { head, status, body }
         }
         Cacheability::Skip(reason) => {
             if let Some(leader) = leader {
                 leader.release();
             }
-            let status = CacheStatus::forward(fwd)
-                .fwd_status(head.status)
-                .not_stored(reason);
-            Teed::Skip {
-                head,
-                incoming,
-                status,
-            }
-        }
-    }
-}
-
-/// Step 7 and 8 for a plain miss: the response streams to the client while it is stored.
-#[allow(clippy::too_many_arguments)]
-fn store_or_skip(
-    shared: &Arc<Shared>,
-    upstream: &Upstream<'_>,
-    settings: &RouteCache,
-    parts: &request::Parts,
-    key: CacheKey,
-    leader: Option<Leader<Arc<Entry>>>,
-    fwd: Fwd,
-    response: Response<Incoming>,
-    sent: SystemTime,
-    received: SystemTime,
-) -> Response<ResponseBody> {
-    let facing = upstream.conn.facing;
-    match tee_or_skip(
-        shared, upstream, settings, parts, key, leader, fwd, response, sent, received,
-    ) {
-        Teed::Tee {
-            mut head,
-            tee,
-            status,
-        } => {
-            client_head(&mut head.headers, facing, &status);
-            Response::from_parts(head, ResponseBody::boxed(UnsyncBoxBody::new(*tee)))
-        }
-        Teed::Skip {
-            mut head,
-            incoming,
-            status,
-        } => {
-            client_head(&mut head.headers, facing, &status);
-            Response::from_parts(head, ResponseBody::upstream(incoming))
+            let status = status.not_stored(reason);
+            let body = TeedBody::Skip(incoming);
+            Teed { head, status, body }
         }
     }
 }
@@ -343,16 +315,13 @@ async fn fill(
     teed: Teed,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     let facing = upstream.conn.facing;
-    let (head, mut tee, status) = match teed {
-        Teed::Skip {
-            head,
-            incoming,
-            status,
-        } => {
+    let Teed { head, status, body } = teed;
+    let mut tee = match body {
+        TeedBody::Skip(incoming) => {
             let body = ResponseBody::upstream(incoming);
             return Ok(uncached(parts, head, body, &status, facing));
         }
-        Teed::Tee { head, tee, status } => (head, tee, status),
+        TeedBody::Tee(tee) => tee,
     };
     let limit = settings.rules.max_object_size;
     let declared_over = content_length(&head.headers)
@@ -442,10 +411,10 @@ fn uncached(
     if parts.method == Method::HEAD {
         return Response::from_parts(head, ResponseBody::empty());
     }
-    let length = content_length(&head.headers).and_then(|length| usize::try_from(length).ok());
     if parts.method == Method::GET
         && parts.headers.contains_key(RANGE)
-        && let Some(length) = length
+        && let Some(length) =
+            content_length(&head.headers).and_then(|length| usize::try_from(length).ok())
     {
         match range::select_streamed(&parts.headers, ResponseHead::from(&head), length) {
             RangeAnswer::Full => {}
@@ -595,9 +564,10 @@ async fn revalidate(
                     .record(CacheEvent::Revalidated(Revalidation::Modified));
             }
             observe(upstream, record, CacheOutcome::Miss);
-            Ok(store_or_skip(
+            Ok(tee_or_skip(
                 shared, upstream, settings, &parts, key, None, fwd, response, sent, received,
-            ))
+            )
+            .stream(facing))
         }
         Err(error)
             if error.side() == Side::Upstream
@@ -847,7 +817,7 @@ async fn background_refresh(
             .cache
             .record(CacheEvent::Revalidated(Revalidation::Modified));
     }
-    let response = store_or_skip(
+    let teed = tee_or_skip(
         shared,
         upstream,
         settings,
@@ -860,7 +830,7 @@ async fn background_refresh(
         received,
     );
     // Drive the tee to its end so the body is stored; nobody reads it otherwise.
-    let mut body = response.into_body();
+    let mut body = teed.stream(upstream.conn.facing).into_body();
     while let Some(frame) = body.frame().await {
         if frame.is_err() {
             break;

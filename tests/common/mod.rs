@@ -135,6 +135,27 @@ impl Origin {
     }
 }
 
+/// A body without Content-Length (its size is learnt only while streaming) that sends
+/// `chunks` one by one; with `hold`, the last chunk waits until it is notified.
+pub fn chunked(chunks: Vec<Bytes>, hold: Option<Arc<tokio::sync::Notify>>) -> TestBody {
+    let (mut sender, body) =
+        http_body_util::channel::Channel::<Bytes, Box<dyn std::error::Error + Send + Sync>>::new(4);
+    tokio::spawn(async move {
+        let last = chunks.len().saturating_sub(1);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            if i == last
+                && let Some(hold) = &hold
+            {
+                hold.notified().await;
+            }
+            if sender.send_data(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    body.boxed()
+}
+
 impl Drop for Origin {
     fn drop(&mut self) {
         self.task.abort();
