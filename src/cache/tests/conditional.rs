@@ -19,6 +19,18 @@ fn stored(extra: &[(&str, &str)]) -> Entry {
     )
 }
 
+/// `entry` refreshed by a 304 with `fields`, sent and received at `at(secs)`.
+fn refresh_with(entry: &Entry, fields: &[(&str, &str)], secs: u64) -> Refresh {
+    let not_modified = response(304, fields);
+    refresh(
+        entry,
+        ResponseHead::from(&not_modified),
+        &CacheRules::default(),
+        at(secs),
+        at(secs),
+    )
+}
+
 #[test]
 fn rfc9111_4_3_1_revalidation_sends_the_stored_validators_instead_of_the_clients() {
     let modified = date(0);
@@ -61,14 +73,8 @@ fn a_304_refresh_shares_a_large_body_instead_of_copying_it() {
         &CacheRules::default(),
         &LARGE_BODY,
     );
-    let not_modified = response(304, &[("etag", "\"v1\""), ("cache-control", "max-age=300")]);
-    let Refresh::Updated(updated) = refresh(
-        &entry,
-        ResponseHead::from(&not_modified),
-        &CacheRules::default(),
-        at(100),
-        at(100),
-    ) else {
+    let fields = [("etag", "\"v1\""), ("cache-control", "max-age=300")];
+    let Refresh::Updated(updated) = refresh_with(&entry, &fields, 100) else {
         panic!("expected Updated");
     };
     assert_eq!(updated.body().as_ptr(), entry.body().as_ptr());
@@ -78,22 +84,13 @@ fn a_304_refresh_shares_a_large_body_instead_of_copying_it() {
 #[test]
 fn rfc9111_4_3_4_a_304_updates_the_stored_fields_but_not_content_length_or_body() {
     let entry = stored(&[("etag", "\"v1\"")]);
-    let not_modified = response(
-        304,
-        &[
-            ("etag", "\"v1\""),
-            ("x-version", "2"),
-            ("cache-control", "max-age=300"),
-            ("content-length", "0"),
-        ],
-    );
-    let Refresh::Updated(updated) = refresh(
-        &entry,
-        ResponseHead::from(&not_modified),
-        &CacheRules::default(),
-        at(100),
-        at(100),
-    ) else {
+    let fields = [
+        ("etag", "\"v1\""),
+        ("x-version", "2"),
+        ("cache-control", "max-age=300"),
+        ("content-length", "0"),
+    ];
+    let Refresh::Updated(updated) = refresh_with(&entry, &fields, 100) else {
         panic!("expected Updated");
     };
     assert_eq!(
@@ -113,23 +110,9 @@ fn rfc9111_4_3_4_a_304_updates_the_stored_fields_but_not_content_length_or_body(
 #[test]
 fn rfc9111_4_3_4_a_304_with_another_validator_does_not_update() {
     let entry = stored(&[("etag", "\"v1\"")]);
-    let not_modified = response(304, &[("etag", "\"v2\"")]);
-    let outcome = refresh(
-        &entry,
-        ResponseHead::from(&not_modified),
-        &CacheRules::default(),
-        at(1),
-        at(1),
-    );
+    let outcome = refresh_with(&entry, &[("etag", "\"v2\"")], 1);
     assert!(matches!(outcome, Refresh::Mismatch));
-    let weak = response(304, &[("etag", "W/\"v1\"")]);
-    let outcome = refresh(
-        &entry,
-        ResponseHead::from(&weak),
-        &CacheRules::default(),
-        at(1),
-        at(1),
-    );
+    let outcome = refresh_with(&entry, &[("etag", "W/\"v1\"")], 1);
     assert!(matches!(outcome, Refresh::Updated(_)));
 }
 
