@@ -405,10 +405,18 @@ async fn a_hundred_concurrent_misses_make_one_origin_request() {
         requests.push(tokio::spawn(async move { get(addr, "/hot").await }));
     }
     let shared = Arc::clone(app.shared());
-    eventually("99 requests to wait on the first", || {
-        let shared = Arc::clone(&shared);
-        async move { shared.cache.snapshot().coalesced_waits == 99 }
-    })
+    // The leader's request may reach the origin after the 99 have started to wait.
+    let count = Arc::clone(&origin.requests);
+    eventually(
+        "99 requests to wait on the first, whose request reached the origin",
+        || {
+            let shared = Arc::clone(&shared);
+            let count = Arc::clone(&count);
+            async move {
+                shared.cache.snapshot().coalesced_waits == 99 && count.load(Ordering::SeqCst) >= 1
+            }
+        },
+    )
     .await;
     assert_eq!(origin.count(), 1);
     release.notify_one();
