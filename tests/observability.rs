@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Origin, get, proxy_to};
+use common::{Origin, eventually, get, proxy_to};
 use http_body_util::{BodyExt, Empty};
 use sluice::metrics::Metrics;
 use sluice::metrics::resources::ResourceSampler;
@@ -61,9 +61,15 @@ async fn promtool_finds_no_problem_in_what_metrics_serves() {
     let app = proxy_to(&[origin.addr]).await;
     let (response, _) = get(app.addr().unwrap(), "/").await;
     assert_eq!(response.status(), 200);
-    let (response, body) = get(app.admin_addr().unwrap(), "/metrics").await;
+    // The request is recorded once its body is done, which may be just after the client has it.
+    let admin = app.admin_addr().unwrap();
+    eventually("the request to be recorded", || async move {
+        let (_, body) = get(admin, "/metrics").await;
+        String::from_utf8_lossy(&body).contains("sluice_requests_total")
+    })
+    .await;
+    let (response, body) = get(admin, "/metrics").await;
     assert_eq!(response.status(), 200);
-    assert!(String::from_utf8_lossy(&body).contains("sluice_requests_total"));
     check_metrics(&body);
     app.shutdown().await;
 }

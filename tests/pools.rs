@@ -334,11 +334,18 @@ async fn a_failing_backend_is_ejected_and_returns_after_its_backoff() {
     .await;
     let (_, metrics) = get(app.admin_addr().unwrap(), "/metrics").await;
     let metrics = String::from_utf8_lossy(&metrics);
-    let ejections = format!(
-        "sluice_backend_ejections_total{{backend=\"{}\",pool=\"main\"}} 1",
+    // At least one: on a slow machine the first ejection may end before the loop above saw
+    // it, and the still-failing backend is ejected again.
+    let series = format!(
+        "sluice_backend_ejections_total{{backend=\"{}\",pool=\"main\"}} ",
         bad.addr
     );
-    assert!(metrics.contains(&ejections), "{metrics}");
+    let ejections: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series}in {metrics}"));
+    assert!(ejections >= 1.0, "{metrics}");
     app.shutdown().await;
 }
 
@@ -591,10 +598,8 @@ async fn a_broken_pool_config_on_reload_keeps_the_old_one_and_says_why() {
     let (response, body) = get(app.addr().unwrap(), "/").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(body.starts_with(b"old"));
-    assert_eq!(
-        metric(&app, "sluice_config_reloads_total{outcome=\"failure\"}").await,
-        1.0
-    );
+    // The file watcher may have tried the broken file too: one failure or two, never a swap.
+    assert!(metric(&app, "sluice_config_reloads_total{outcome=\"failure\"}").await >= 1.0);
     assert_eq!(admin_json(&app, "/admin/pools").await["generation"], 1);
     app.shutdown().await;
 }
