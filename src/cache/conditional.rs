@@ -122,7 +122,7 @@ pub enum ClientConditional {
 /// If-Modified-Since, which compares with Last-Modified (or Date when there is none). Only for
 /// GET and HEAD of a 200.
 pub fn answer_conditional(request: RequestHead<'_>, entry: &Entry) -> ClientConditional {
-    answer(request, entry.status(), entry.headers(), entry.etag())
+    answer(request, entry.status(), entry.headers())
 }
 
 /// The same answer for a response that was not stored, judged on its head: a miss asks the
@@ -132,25 +132,16 @@ pub fn answer_conditional_to(
     request: RequestHead<'_>,
     response: ResponseHead<'_>,
 ) -> ClientConditional {
-    answer(
-        request,
-        response.status,
-        response.headers,
-        response.headers.get(ETAG),
-    )
+    answer(request, response.status, response.headers)
 }
 
-fn answer(
-    request: RequestHead<'_>,
-    status: StatusCode,
-    stored: &HeaderMap,
-    etag: Option<&HeaderValue>,
-) -> ClientConditional {
+/// `stored` is read only when the request is conditional: on a hit it is cold.
+fn answer(request: RequestHead<'_>, status: StatusCode, stored: &HeaderMap) -> ClientConditional {
     if !matches!(*request.method, Method::GET | Method::HEAD) || status != StatusCode::OK {
         return ClientConditional::Full;
     }
     let not_modified = if request.headers.contains_key(IF_NONE_MATCH) {
-        let etag = etag.map(HeaderValue::as_bytes);
+        let etag = stored.get(ETAG).map(HeaderValue::as_bytes);
         request
             .headers
             .get_all(IF_NONE_MATCH)

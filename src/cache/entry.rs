@@ -61,26 +61,34 @@ pub enum PurgeState {
 }
 
 /// One stored response.
+///
+/// `repr(C)`, hot fields first: a hit on a store far larger than the CPU caches reads the
+/// entry cold, and the fields it reads before answering (hit count, purge state, key extra,
+/// Vary key, status) then share the cache line of the `Arc`'s reference counts, which the hit
+/// writes anyway; the body and header map follow, then the freshness. With the compiler's
+/// order the key extra sat 256 bytes in, a miss of its own on every hit (`perf annotate` of
+/// `Store::find`, 1 000 000 objects).
 #[derive(Debug)]
+#[repr(C)]
 pub struct Entry {
-    primary: Arc<str>,
-    extra: Box<str>,
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-    request_time: SystemTime,
-    freshness: Freshness,
-    vary: VaryKey,
-    tags: Box<[Box<str>]>,
-    keep_until: SystemTime,
-    state: AtomicU8,
     /// Hits since admission, for eviction (kept here, not in the store's slot, because a hit
     /// reads the entry anyway: one cache miss fewer per hit on a large store).
     frequency: Frequency,
-    charge: usize,
+    state: AtomicU8,
     /// Whether the headers hold Surrogate-Control or a purge-tag field, which are stripped
     /// before clients: most entries have none, and then serving them strips nothing.
     surrogate_fields: bool,
+    status: StatusCode,
+    extra: Box<str>,
+    vary: VaryKey,
+    body: Bytes,
+    headers: HeaderMap,
+    request_time: SystemTime,
+    freshness: Freshness,
+    keep_until: SystemTime,
+    primary: Arc<str>,
+    tags: Box<[Box<str>]>,
+    charge: usize,
 }
 
 impl Entry {
@@ -393,5 +401,13 @@ mod tests {
             large.as_ptr(),
             "a large body is not copied again"
         );
+    }
+
+    #[test]
+    fn what_a_hit_reads_first_shares_the_cache_line_of_the_reference_counts() {
+        // An `Arc`'s two counts take the first 16 bytes of a 64-byte line.
+        let hot_end = std::mem::offset_of!(Entry, vary) + std::mem::size_of::<VaryKey>();
+        assert!(hot_end <= 64 - 16, "the hot fields end at byte {hot_end}");
+        assert!(std::mem::offset_of!(Entry, frequency) < std::mem::offset_of!(Entry, extra));
     }
 }
