@@ -323,7 +323,8 @@ fn pack(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes) {
         block.extend_from_slice(&body);
     }
     let block = Bytes::from(block);
-    let mut packed = HeaderMap::with_capacity(headers.len());
+    // Room for the two fields every hit adds (Age, Cache-Status): a copy then never rehashes.
+    let mut packed = HeaderMap::with_capacity(headers.len().saturating_add(2));
     let mut at = 0usize;
     for (name, value) in headers {
         let end = at.saturating_add(value.len());

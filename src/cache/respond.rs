@@ -39,7 +39,45 @@ pub fn strip_for_client(headers: &mut HeaderMap, facing: Facing) {
 
 /// Sets `Age` to `age` in whole seconds (RFC 9111 5.1), replacing the origin's.
 pub fn set_age(headers: &mut HeaderMap, age: Duration) {
-    headers.insert(AGE, HeaderValue::from(age.as_secs()));
+    headers.insert(AGE, age_value(age.as_secs()));
+}
+
+/// Ages below this are slices of [`DIGITS`]: set on every hit, they then cost no allocation
+/// (`HeaderValue::from(u64)` makes two).
+const STATIC_AGES: usize = 10_000;
+
+/// Every number below [`STATIC_AGES`] as four zero-padded digits, one after another.
+static DIGITS: [u8; 4 * STATIC_AGES] = digits();
+
+const fn digits() -> [u8; 4 * STATIC_AGES] {
+    let mut out = [0u8; 4 * STATIC_AGES];
+    let mut n = 0;
+    while n < STATIC_AGES {
+        let mut place = 0;
+        let mut rest = n;
+        while place < 4 {
+            out[4 * n + 3 - place] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            place += 1;
+        }
+        n += 1;
+    }
+    out
+}
+
+fn age_value(seconds: u64) -> HeaderValue {
+    let Some(n) = usize::try_from(seconds).ok().filter(|n| *n < STATIC_AGES) else {
+        return HeaderValue::from(seconds);
+    };
+    let width = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        _ => 4,
+    };
+    let end = 4 * n + 4;
+    let digits = bytes::Bytes::from_static(&DIGITS).slice(end - width..end);
+    HeaderValue::from_maybe_shared(digits).unwrap_or_else(|_| HeaderValue::from(seconds))
 }
 
 /// The `fwd` parameter of Cache-Status (RFC 9211 2.2).
@@ -176,39 +214,89 @@ impl CacheStatus {
 
     /// The field value.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(48);
-        out.push_str(NAME);
+        let mut out = Vec::with_capacity(48);
+        self.write_to(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    fn write_to(&self, out: &mut impl Extend<u8>) {
+        let mut put = |text: &str| out.extend(text.bytes());
+        put(NAME);
         match self.fwd {
-            None => out.push_str("; hit"),
+            None => put("; hit"),
             Some(fwd) => {
-                out.push_str("; fwd=");
-                out.push_str(fwd.as_str());
+                put("; fwd=");
+                put(fwd.as_str());
             }
         }
         if let Some(status) = self.fwd_status {
-            out.push_str("; fwd-status=");
-            out.push_str(status.as_str());
+            put("; fwd-status=");
+            put(status.as_str());
         }
         if self.stored == Stored::Yes {
-            out.push_str("; stored");
+            put("; stored");
         }
         if self.collapsed {
-            out.push_str("; collapsed");
+            put("; collapsed");
         }
         if let Some(ttl) = self.ttl {
-            out.push_str("; ttl=");
-            out.push_str(itoa::Buffer::new().format(ttl));
+            put("; ttl=");
+            put(itoa::Buffer::new().format(ttl));
         }
         if let Some(detail) = self.detail {
-            out.push_str("; detail=");
-            out.push_str(detail);
+            put("; detail=");
+            put(detail);
         }
-        out
     }
 
-    /// The field value as a header value (its buffer moved, not copied).
+    /// The field value as a header value: written on the stack and copied once into the
+    /// value's own buffer (one allocation; a `String` moved into `Bytes` made two).
     pub fn to_header_value(&self) -> HeaderValue {
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(self.render()))
-            .unwrap_or(HeaderValue::from_static(NAME))
+        let mut out = Stack::default();
+        self.write_to(&mut out);
+        match out.as_slice() {
+            Some(text) => HeaderValue::from_bytes(text),
+            None => HeaderValue::from_maybe_shared(bytes::Bytes::from(self.render())),
+        }
+        .unwrap_or(HeaderValue::from_static(NAME))
+    }
+}
+
+/// A short field value written without allocating; `None` once it overflowed.
+struct Stack {
+    bytes: [u8; 128],
+    len: usize,
+    overflowed: bool,
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 128],
+            len: 0,
+            overflowed: false,
+        }
+    }
+}
+
+impl Stack {
+    fn as_slice(&self) -> Option<&[u8]> {
+        (!self.overflowed)
+            .then(|| self.bytes.get(..self.len))
+            .flatten()
+    }
+}
+
+impl Extend<u8> for Stack {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, items: I) {
+        for byte in items {
+            match self.bytes.get_mut(self.len) {
+                Some(slot) => {
+                    *slot = byte;
+                    self.len += 1;
+                }
+                None => self.overflowed = true,
+            }
+        }
     }
 }

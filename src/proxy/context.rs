@@ -42,16 +42,28 @@ impl ConnActivity {
         }
     }
 
-    fn mark(&self) {
-        let elapsed = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_change_ms.store(elapsed, Ordering::Relaxed);
+    fn mark(&self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.epoch).as_millis();
+        self.last_change_ms.store(
+            u64::try_from(elapsed).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Counts a request as started; it is in flight until the guard drops.
     pub fn start(self: &Arc<Self>) -> ActiveRequest {
+        self.start_at(Instant::now())
+    }
+
+    /// [`ConnActivity::start`] for a request that started at `now` (the caller has read the
+    /// clock already: a hit reads it as few times as it can).
+    pub fn start_at(self: &Arc<Self>, now: Instant) -> ActiveRequest {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.mark();
-        ActiveRequest(Arc::clone(self))
+        self.mark(now);
+        ActiveRequest {
+            activity: Arc::clone(self),
+            ended: None,
+        }
     }
 
     /// When the connection became idle, or `None` while a request is in flight.
@@ -72,12 +84,23 @@ impl Default for ConnActivity {
 
 /// A request in flight on a connection.
 #[derive(Debug)]
-pub struct ActiveRequest(Arc<ConnActivity>);
+pub struct ActiveRequest {
+    activity: Arc<ConnActivity>,
+    /// When it ended, if the owner read the clock for it; otherwise the drop reads it.
+    ended: Option<Instant>,
+}
+
+impl ActiveRequest {
+    /// Says the request ended at `now`, which the drop then records.
+    pub fn ended_at(&mut self, now: Instant) {
+        self.ended = Some(now);
+    }
+}
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
-        self.0.mark();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.activity.mark(self.ended.unwrap_or_else(Instant::now));
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

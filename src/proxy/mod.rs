@@ -68,7 +68,7 @@ pub(crate) struct RequestRecord {
     cache: Option<&'static str>,
     error: Option<&'static str>,
     _backend: Option<InFlight>,
-    _active: ActiveRequest,
+    active: ActiveRequest,
 }
 
 impl RequestRecord {
@@ -93,7 +93,7 @@ impl RequestRecord {
             cache: None,
             error: None,
             _backend: None,
-            _active: conn.activity.start(),
+            active: conn.activity.start(),
         }
     }
 }
@@ -109,8 +109,10 @@ fn protocol_name(version: Version) -> &'static str {
 }
 
 impl body::Finish for RequestRecord {
-    fn finish(self: Box<Self>, bytes: u64, error: Option<&'static str>) {
-        let elapsed = self.started.elapsed();
+    fn finish(mut self: Box<Self>, bytes: u64, error: Option<&'static str>) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.started);
+        self.active.ended_at(now);
         if let Some(metrics) = &self.metrics {
             metrics.observe(self.status, elapsed.as_secs_f64(), bytes);
         }
@@ -305,7 +307,7 @@ impl Proxy {
             cache: None,
             error: None,
             _backend: None,
-            _active: conn.activity.start(),
+            active: conn.activity.start_at(started),
         });
         let result = self
             .forward(

@@ -81,3 +81,44 @@ fn rfc9111_5_1_age_is_whole_seconds_replacing_the_origins() {
     assert_eq!(fields.get("age").map(|v| v.as_bytes()), Some(&b"12"[..]));
     assert_eq!(fields.get_all("age").iter().count(), 1);
 }
+
+#[test]
+fn rfc9111_5_1_age_values_are_the_seconds_in_decimal_at_every_width() {
+    for seconds in [
+        0u64,
+        7,
+        9,
+        10,
+        99,
+        100,
+        999,
+        1000,
+        4321,
+        9999,
+        10_000,
+        86_400,
+        u64::MAX,
+    ] {
+        let mut fields = HeaderMap::new();
+        set_age(&mut fields, Duration::from_secs(seconds));
+        assert_eq!(fields["age"], seconds.to_string().as_str(), "{seconds}");
+    }
+}
+
+#[test]
+fn rfc9211_2_the_cache_status_value_is_its_rendering_short_or_long() {
+    let long: &'static str = concat!(
+        "a-detail-long-enough-that-the-whole-field-value-no-longer-fits-",
+        "in-the-stack-buffer-the-common-values-are-written-to-before-their-copy"
+    );
+    for status in [
+        CacheStatus::hit(57),
+        CacheStatus::forward(Fwd::Miss)
+            .fwd_status(StatusCode::OK)
+            .stored(300)
+            .collapsed(),
+        CacheStatus::forward(Fwd::Stale).ttl(-5).detail(long),
+    ] {
+        assert_eq!(status.to_header_value(), status.render().as_str());
+    }
+}
