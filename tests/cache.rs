@@ -907,6 +907,92 @@ async fn a_soft_purge_marks_stale_and_the_next_request_revalidates() {
     app.shutdown().await;
 }
 
+/// An origin whose representation has a version: ETag `"vN"`, body `N` repeated ten times; a
+/// request whose If-None-Match names the current version gets a 304.
+async fn versioned_origin(version: Arc<AtomicUsize>) -> Origin {
+    Origin::start(move |request: Request<Incoming>| {
+        let current = version.load(Ordering::SeqCst);
+        async move {
+            let etag = format!("\"v{current}\"");
+            let same = request
+                .headers()
+                .get("if-none-match")
+                .is_some_and(|value| value.as_bytes() == etag.as_bytes());
+            let mut response = if same {
+                let mut response = Response::new(empty());
+                *response.status_mut() = StatusCode::NOT_MODIFIED;
+                response
+            } else {
+                Response::new(full(current.to_string().repeat(10)))
+            };
+            let headers = response.headers_mut();
+            headers.insert("cache-control", "max-age=300".parse().unwrap());
+            headers.insert("etag", etag.parse().unwrap());
+            response
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_stale_entry_asked_for_by_range_or_head_is_revalidated_with_a_get_of_the_whole() {
+    let version = Arc::new(AtomicUsize::new(1));
+    let origin = versioned_origin(Arc::clone(&version)).await;
+    let app = cached_proxy(origin.addr).await;
+    let addr = app.addr().unwrap();
+    let soft_purge = || async {
+        let (_, outcome) =
+            admin_purge(&app, Some(TOKEN), r#"{"everything":true,"soft":true}"#).await;
+        assert_eq!(outcome["matched"], 1, "{outcome}");
+    };
+    get(addr, "/doc").await;
+
+    // Not modified: the 304 refreshes the entry, which answers the range.
+    soft_purge().await;
+    let (partial, body) = request(addr, Method::GET, "/doc", &[("range", "bytes=2-5")]).await;
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT, "{partial:?}");
+    assert_eq!(body, "1111");
+    let status = header(&partial, "cache-status");
+    assert!(
+        status.contains("fwd=stale") && status.contains("fwd-status=304"),
+        "{status}"
+    );
+
+    // Modified: the 200 replaces the entry and answers the range, then the HEAD.
+    version.store(2, Ordering::SeqCst);
+    soft_purge().await;
+    let (partial, body) = request(addr, Method::GET, "/doc", &[("range", "bytes=0-2")]).await;
+    assert_eq!(partial.status(), StatusCode::PARTIAL_CONTENT, "{partial:?}");
+    assert_eq!(body, "222");
+    assert_eq!(header(&partial, "content-range"), "bytes 0-2/10");
+    assert!(is_hit(addr, "/doc").await, "the new version is stored");
+    version.store(3, Ordering::SeqCst);
+    soft_purge().await;
+    let (head, body) = request(addr, Method::HEAD, "/doc", &[]).await;
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(header(&head, "etag"), "\"v3\"");
+    let (hit, body) = get(addr, "/doc").await;
+    assert_eq!(body, "3333333333");
+    assert!(header(&hit, "cache-status").contains("hit"), "{hit:?}");
+
+    let seen = origin.all();
+    assert_eq!(seen.len(), 4, "one fill and three revalidations");
+    for (index, seen) in seen.iter().enumerate() {
+        assert_eq!(seen.method, Method::GET);
+        assert!(
+            !seen.headers.contains_key("range"),
+            "request {index} had a range"
+        );
+        assert_eq!(
+            seen.headers.contains_key("if-none-match"),
+            index > 0,
+            "request {index}: only revalidations are conditional"
+        );
+    }
+    app.shutdown().await;
+}
+
 /// Captures the `sluice::audit` log lines of this test binary.
 fn audit_lines() -> Arc<std::sync::Mutex<Vec<u8>>> {
     static LINES: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();

@@ -145,8 +145,12 @@ impl MissShape {
     }
 }
 
-/// A GET of `parts`' URI with `headers`: how the cache asks for a whole representation.
-fn get_parts(parts: &request::Parts, headers: HeaderMap) -> request::Parts {
+/// A GET of `parts` without the fields the cache answers itself (`MissShape::Whole`).
+fn whole_get(parts: &request::Parts) -> request::Parts {
+    let mut headers = parts.headers.clone();
+    for name in &ANSWERED_FROM_STORE {
+        headers.remove(name);
+    }
     let mut request = request::Request::new(());
     *request.method_mut() = Method::GET;
     *request.uri_mut() = parts.uri.clone();
@@ -200,11 +204,7 @@ async fn miss(
     observe(upstream, record, CacheOutcome::Miss);
     let sent = SystemTime::now();
     if shape == MissShape::Whole {
-        let mut headers = parts.headers.clone();
-        for name in &ANSWERED_FROM_STORE {
-            headers.remove(name);
-        }
-        let whole = get_parts(&parts, headers);
+        let whole = whole_get(&parts);
         let mut headers = whole.headers.clone();
         announce_surrogate(&mut headers);
         let response = upstream.fetch(&whole, headers, None, record).await?;
@@ -497,13 +497,18 @@ async fn revalidate(
     let entry = stale.entry;
     let fwd = Fwd::of_stale(stale.reason);
     let conditional = entry.has_validator();
-    let mut headers = parts.headers.clone();
+    // A HEAD, Range or conditional request revalidates with a GET of the whole representation
+    // (as its miss would fetch it), so that a 200 can replace the stale entry and answer the
+    // request from it, and a 304 refreshes the entry the request is then answered from.
+    let whole = (MissShape::of(&parts, false) == MissShape::Whole).then(|| whole_get(&parts));
+    let asked = whole.as_ref().unwrap_or(&parts);
+    let mut headers = asked.headers.clone();
     announce_surrogate(&mut headers);
     if conditional {
         prepare_revalidation(&mut headers, &entry);
     }
     let sent = SystemTime::now();
-    let result = upstream.fetch(&parts, headers, None, record).await;
+    let result = upstream.fetch(asked, headers, None, record).await;
     let received = SystemTime::now();
     let facing = upstream.conn.facing;
     match result {
@@ -564,10 +569,13 @@ async fn revalidate(
                     .record(CacheEvent::Revalidated(Revalidation::Modified));
             }
             observe(upstream, record, CacheOutcome::Miss);
-            Ok(tee_or_skip(
-                shared, upstream, settings, &parts, key, None, fwd, response, sent, received,
-            )
-            .stream(facing))
+            let teed = tee_or_skip(
+                shared, upstream, settings, asked, key, None, fwd, response, sent, received,
+            );
+            match whole {
+                Some(_) => fill(upstream, settings, &parts, teed).await,
+                None => Ok(teed.stream(facing)),
+            }
         }
         Err(error)
             if error.side() == Side::Upstream
@@ -723,7 +731,8 @@ fn spawn_refresh(
     let host_value = upstream.host_value.cloned();
     let settings = settings.clone();
     let entry = Arc::clone(entry);
-    let request = get_parts(parts, parts.headers.clone());
+    // The whole representation, whatever part of it the client asked for: a 200 replaces it.
+    let request = whole_get(parts);
     let span = tracing::debug_span!("refresh", key = key.primary());
     tokio::spawn(
         async move {
