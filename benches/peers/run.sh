@@ -24,8 +24,8 @@ ROUNDS=${ROUNDS:-3}                     # A B C, A B C, ... ; the median of roun
 CONNS=${CONNS:-64}                      # connections (wrk and h2load)
 STREAMS=${STREAMS:-10}                  # h2load concurrent streams per connection (-m)
 if [[ $MODE == cache ]]; then
-    # PROTO-SIZE (sizes as Nk), and objs-N: random hits over N stored 1 KiB objects (HTTP/1.1)
-    SCENARIOS=${SCENARIOS:-"h1-1k h1-100k objs-1000 objs-1000000"}
+    # PROTO-SIZE (sizes as Nk; h2 is h2c), and objs-N: random hits over N stored 1 KiB objects (HTTP/1.1)
+    SCENARIOS=${SCENARIOS:-"h1-1k h1-100k h2-1k objs-1000 objs-1000000"}
     PEERS=${PEERS:-"sluice nginx haproxy varnish static"}
 else
     SCENARIOS=${SCENARIOS:-"h1-1k h1-100k h2-1k h2-100k"}
@@ -217,13 +217,14 @@ hit_haproxy() { grep -qiE '^x-cache-status:[[:space:]]*HIT' "$1"; }    # res.cac
 hit_varnish() { grep -qiE '^x-varnish:[[:space:]]*[0-9]+[[:space:]]+[0-9]+' "$1"; }  # 2 ids: a hit
 hit_static() { true; }                                                  # no cache, no origin
 
-check_hits() { # check_hits PEER PORT PATH...: each path must be a hit, and reach no origin
-    local peer=$1 port=$2 path o0 o1 headers="$TMP/hit-headers"
-    shift 2
+check_hits() { # check_hits PEER PROTO PORT PATH...: each path must be a hit, and reach no origin
+    local peer=$1 flag=--http1.1 port=$3 path o0 o1 headers="$TMP/hit-headers"
+    if [[ $2 == h2 ]]; then flag=--http2-prior-knowledge; fi
+    shift 3
     [[ $peer == static ]] && return 0
     o0=$(origin_counters)
     for path in "$@"; do
-        curl -s --http1.1 --max-time 2 -D "$headers" -o /dev/null "http://127.0.0.1:$port$path" || true
+        curl -s "$flag" --max-time 2 -D "$headers" -o /dev/null "http://127.0.0.1:$port$path" || true
         if ! "hit_$peer" "$headers"; then
             log "ERROR: $peer did not serve $path from its cache after the warm-up; headers:"
             cat "$headers" >&2 || true
@@ -354,9 +355,9 @@ run_one() {    # run_one SCENARIO PEER ROUND: start, warm up, measure, stop; one
     load "$proto" "$port" "$path" "$WARMUP" "$base.warmup.txt" || true
     if [[ $MODE == cache ]]; then
         if [[ $proto == objs ]]; then
-            check_hits "$peer" "$port" /obj/1 "/obj/$((OBJECTS / 2 + 1))" "/obj/$OBJECTS"
+            check_hits "$peer" h1 "$port" /obj/1 "/obj/$((OBJECTS / 2 + 1))" "/obj/$OBJECTS"
         else
-            check_hits "$peer" "$port" "$path"
+            check_hits "$peer" "$probe_proto" "$port" "$path"
         fi
     fi
     pids=$("pids_$peer")
