@@ -133,13 +133,13 @@ fn secs(value: Option<u64>) -> Duration {
     Duration::from_secs(value.unwrap_or(0))
 }
 
-/// RFC 9110 5.6.7 HTTP-date, `None` when absent or invalid.
+/// RFC 9110 5.6.7 HTTP-date, `None` when absent or invalid (see `date.rs`).
 pub(crate) fn header_date(
     headers: &HeaderMap,
     name: http::header::HeaderName,
 ) -> Option<SystemTime> {
     let text = headers.get(name)?.to_str().ok()?;
-    httpdate::parse_http_date(text.trim()).ok()
+    super::date::parse(text)
 }
 
 /// RFC 9111 4.2.3: `corrected_initial_age = max(apparent_age, age_value + response_delay)`.

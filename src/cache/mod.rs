@@ -57,6 +57,7 @@ pub mod body;
 pub mod coalesce;
 pub mod conditional;
 mod counters;
+mod date;
 pub(crate) mod directives;
 pub mod entry;
 pub(crate) mod eviction;
