@@ -4,12 +4,13 @@
 //! picks the shard and the bucket, and the pair names the URL by 128 bits, so a hit compares
 //! hashes rather than reading the key's text (as Pingora does; with random seeds a collision
 //! is a 2^-128 chance per pair of URLs; purge by URL still compares the text). Each shard is
-//! an `RwLock` over two maps: by that hash (URL -> its variants, each with its check hash and
-//! its `Arc<Entry>`, inline for the usual single variant) and by entry id (what eviction,
-//! expiry and purge address). A hit takes one read lock, two hashes of the URL, one table
-//! probe and one read of the entry (where its hit count lives), and clones an `Arc`: on a
-//! store far larger than the CPU caches that is three cache misses, where two probes and a
-//! separate slot were five (`perf annotate` of `find`, 1 000 000 objects). Variants of one URL
+//! an `RwLock` over two maps: by that hash (URL -> its variants, the newest with its check hash
+//! and its `Arc<Entry>` in one 32-byte slot of an open-addressing table, `store/index.rs`) and
+//! by entry id (what eviction, expiry and purge address). A hit takes one read lock, two
+//! hashes of the URL, one probe of the index and one read of the entry (where its hit count
+//! lives), and clones an `Arc`: on a store far larger than the CPU caches that is two cache
+//! misses, where a SwissTable's control bytes and bucket made three and two probes and a
+//! separate slot five (`perf annotate` of `find`, 1 000 000 objects). Variants of one URL
 //! (Vary, key extras) sit under one primary hash, newest first.
 //!
 //! The budget is split evenly over the shards and each shard evicts before it inserts, so the
@@ -66,11 +67,11 @@ use super::key::CacheKey;
 use super::purge::TagIndex;
 
 mod audit;
+mod index;
 mod removal;
-mod variants;
 
 pub use audit::Audit;
-use variants::{Emptied, Variant, Variants};
+use index::{Index, Variant};
 
 /// The most variants kept per URL; the oldest goes first.
 const MAX_VARIANTS: usize = 32;
@@ -139,7 +140,7 @@ struct Slot {
 
 #[derive(Debug)]
 struct Shard {
-    primaries: HashMap<u64, Variants, IdBuildHasher>,
+    primaries: Index,
     slots: Slots,
     fifo: S3Fifo,
     tags: TagIndex,
@@ -161,7 +162,7 @@ impl Residents for Slots {
 impl Shard {
     fn new(budget: usize) -> Self {
         Self {
-            primaries: HashMap::default(),
+            primaries: Index::default(),
             slots: Slots::default(),
             fifo: S3Fifo::new(budget),
             tags: TagIndex::default(),
@@ -175,11 +176,7 @@ impl Shard {
     fn remove(&mut self, id: u64, graveyard: &mut Vec<Arc<Entry>>) -> Option<usize> {
         let slot = self.slots.0.remove(&id)?;
         self.fifo.forget(&slot.meta);
-        if let Some(ids) = self.primaries.get_mut(&slot.meta.hash)
-            && ids.remove(id) == Emptied::Yes
-        {
-            self.primaries.remove(&slot.meta.hash);
-        }
+        self.primaries.remove(slot.meta.hash, id);
         self.tags.remove(id, slot.entry.tags());
         self.bytes = self.bytes.saturating_sub(slot.meta.weight);
         graveyard.push(slot.entry);
@@ -257,11 +254,8 @@ impl Store {
         let Some(shard) = self.read(self.shard_index(hash)) else {
             return Found::UriMiss;
         };
-        let Some(ids) = shard.primaries.get(&hash) else {
-            return Found::UriMiss;
-        };
         let mut same_url = false;
-        for variant in ids.as_slice() {
+        for variant in shard.primaries.variants(hash) {
             if variant.check != check {
                 continue;
             }
@@ -298,10 +292,7 @@ impl Store {
         let (replaced, oldest) = {
             let same_url: Vec<&Variant> = shard
                 .primaries
-                .get(&hash)
-                .map(Variants::as_slice)
-                .unwrap_or(&[])
-                .iter()
+                .variants(hash)
                 .filter(|other| other.check == check)
                 .collect();
             let replaced = same_url
@@ -348,12 +339,7 @@ impl Store {
             check,
             entry: Arc::clone(&entry),
         };
-        match shard.primaries.get_mut(&hash) {
-            Some(variants) => variants.push_front(variant),
-            None => {
-                shard.primaries.insert(hash, Variants::One(variant));
-            }
-        }
+        shard.primaries.push_front(hash, variant);
         shard.slots.0.insert(
             id,
             Slot {

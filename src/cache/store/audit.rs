@@ -20,13 +20,7 @@ impl Store {
                     .fold(0, usize::saturating_add),
             );
             audit.entries = audit.entries.saturating_add(shard.slots.0.len());
-            audit.indexed = audit.indexed.saturating_add(
-                shard
-                    .primaries
-                    .values()
-                    .map(|ids| ids.as_slice().len())
-                    .fold(0, usize::saturating_add),
-            );
+            audit.indexed = audit.indexed.saturating_add(shard.primaries.len());
             audit.tags = audit.tags.saturating_add(shard.tags.tag_count());
             audit.max_shard_bytes = audit.max_shard_bytes.max(shard.bytes);
         }

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use std::sync::Arc;
 
-use super::{RECLAIM_IN_BACKGROUND, Shard, Store, Variants};
+use super::{RECLAIM_IN_BACKGROUND, Shard, Store};
 use crate::cache::entry::Entry;
 use crate::cache::eviction::IdBuildHasher;
 use crate::cache::purge::{Matcher, PurgeMode, PurgeRun};
@@ -98,11 +98,10 @@ impl Store {
                 .iter()
                 .filter(|(shard_index, _, _)| *shard_index == index)
             {
-                let variants = shard.primaries.get(hash).map(Variants::as_slice);
                 selected.extend(
-                    variants
-                        .unwrap_or(&[])
-                        .iter()
+                    shard
+                        .primaries
+                        .variants(*hash)
                         .filter(|variant| variant.entry.primary() == *url)
                         .map(|variant| variant.id),
                 );
