@@ -37,6 +37,7 @@ if [[ $SKIP_BUILD != 1 ]]; then
 fi
 
 TMP=$(mktemp -d /tmp/sluice-objects.XXXXXX)
+chmod 755 "$TMP"   # nginx's workers drop root privileges and must read the file (else: 403s)
 STARTED=()
 cleanup() {    # TERM what we started, KILL what is still there after 5 s
     local pid i
@@ -74,6 +75,9 @@ start_sluice() { # start_sluice PORT: sets SLUICE_PID
         ((SECONDS < deadline)) || die "sluice on $1 did not answer (see $TMP/sluice-$1.err)"
         sleep 0.1
     done
+    local answer
+    answer=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$1/obj/1")
+    [[ $answer == "200 1024" ]] || die "the origin answered /obj/1 with '$answer', not '200 1024'"
 }
 
 walk() { # walk PORT N: every object once (all misses), so the store holds N objects
@@ -100,6 +104,7 @@ measure() { # measure PORT PID N: one run; prints "N req/s cpu_s_per_100k user_s
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$HERE/lua/random.lua" \
         "http://127.0.0.1:$1" -- "$3" >"$out" 2>&1
     t1=$(ticks "$2") o1=$(origin_requests)
+    ! grep -q "Non-2xx" "$out" || die "non-2xx answers in a run: $(grep Non-2xx "$out")"
     # the two status reads count themselves (one request each)
     python3 - "$out" "$3" "$t0" "$t1" "$o0" "$o1" "$(getconf CLK_TCK)" <<'EOF'
 import re, sys
