@@ -38,14 +38,14 @@ fn lenient(text: &str) -> Option<SystemTime> {
     let (day, month, year, clock) = match fields.as_slice() {
         // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
         [name, day, month, year, clock, zone] if year.len() == 4 => {
-            short_day(name.strip_suffix(',')?)?;
-            gmt(zone)?;
+            one_of(&DAYS, name.strip_suffix(',')?)?;
+            one_of(&["gmt"], zone)?;
             (two_digits(day)?, month_number(month)?, number(year)?, clock)
         }
         // RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`
         [name, date, clock, zone] => {
-            long_day(name.strip_suffix(',')?)?;
-            gmt(zone)?;
+            one_of(&LONG_DAYS, name.strip_suffix(',')?)?;
+            one_of(&["gmt"], zone)?;
             let mut parts = date.split('-');
             let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
             if parts.next().is_some() || year.len() != 2 {
@@ -58,11 +58,11 @@ fn lenient(text: &str) -> Option<SystemTime> {
         }
         // asctime: `Sun Nov  6 08:49:37 1994` (a one-digit day is padded with a space)
         [name, month, "", day, clock, year] if day.len() == 1 && year.len() == 4 => {
-            short_day(name)?;
+            one_of(&DAYS, name)?;
             (number(day)?, month_number(month)?, number(year)?, clock)
         }
         [name, month, day, clock, year] if day.len() == 2 && year.len() == 4 => {
-            short_day(name)?;
+            one_of(&DAYS, name)?;
             (two_digits(day)?, month_number(month)?, number(year)?, clock)
         }
         _ => return None,
@@ -83,21 +83,12 @@ fn lenient(text: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
-fn short_day(name: &str) -> Option<()> {
-    DAYS.iter()
-        .any(|day| day.eq_ignore_ascii_case(name))
-        .then_some(())
-}
-
-fn long_day(name: &str) -> Option<()> {
-    LONG_DAYS
+/// `Some` if `name` is one of `names`, in any letter case.
+fn one_of(names: &[&str], name: &str) -> Option<()> {
+    names
         .iter()
-        .any(|day| day.eq_ignore_ascii_case(name))
+        .any(|known| known.eq_ignore_ascii_case(name))
         .then_some(())
-}
-
-fn gmt(zone: &str) -> Option<()> {
-    zone.eq_ignore_ascii_case("gmt").then_some(())
 }
 
 fn month_number(name: &str) -> Option<u64> {
