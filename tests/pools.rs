@@ -332,20 +332,14 @@ async fn a_failing_backend_is_ejected_and_returns_after_its_backoff() {
         bad.served() > served
     })
     .await;
-    let (_, metrics) = get(app.admin_addr().unwrap(), "/metrics").await;
-    let metrics = String::from_utf8_lossy(&metrics);
     // At least one: on a slow machine the first ejection may end before the loop above saw
     // it, and the still-failing backend is ejected again.
     let series = format!(
         "sluice_backend_ejections_total{{backend=\"{}\",pool=\"main\"}} ",
         bad.addr
     );
-    let ejections: f64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series}in {metrics}"));
-    assert!(ejections >= 1.0, "{metrics}");
+    let ejections = metric(&app, &series).await;
+    assert!(ejections >= 1.0, "{series}{ejections}");
     app.shutdown().await;
 }
 
