@@ -260,6 +260,7 @@ impl Store {
                 continue;
             }
             same_url = true;
+            super::entry::warm(&variant.block);
             let entry = &variant.entry;
             if entry.extra() == key.extra() && entry.vary().matches(request) {
                 entry.frequency().touch();
@@ -337,6 +338,7 @@ impl Store {
         let variant = Variant {
             id,
             check,
+            block: entry.block().clone(),
             entry: Arc::clone(&entry),
         };
         shard.primaries.push_front(hash, variant);
