@@ -4,13 +4,15 @@
 //! picks the shard and the bucket, and the pair names the URL by 128 bits, so a hit compares
 //! hashes rather than reading the key's text (as Pingora does; with random seeds a collision
 //! is a 2^-128 chance per pair of URLs; purge by URL still compares the text). Each shard is
-//! an `RwLock` over two maps: by that hash (URL -> its variants, the newest with its check hash
-//! and its `Arc<Entry>` in one 32-byte slot of an open-addressing table, `store/index.rs`) and
-//! by entry id (what eviction, expiry and purge address). A hit takes one read lock, two
-//! hashes of the URL, one probe of the index and one read of the entry (where its hit count
-//! lives), and clones an `Arc`: on a store far larger than the CPU caches that is two cache
-//! misses, where a SwissTable's control bytes and bucket made three and two probes and a
-//! separate slot five (`perf annotate` of `find`, 1 000 000 objects). Variants of one URL
+//! an `RwLock` over two maps: by that hash (URL -> its variants, the newest with its check hash,
+//! its `Arc<Entry>` and the entry's value-and-body block in one 64-byte slot of an
+//! open-addressing table, `store/index.rs`) and by entry id (what eviction, expiry and purge
+//! address). A hit takes one read lock, two hashes of the URL, one probe of the index and one
+//! read of the entry (where its hit count lives), and clones an `Arc`: on a store far larger
+//! than the CPU caches that is two cache misses, where a SwissTable's control bytes and bucket
+//! made three and two probes and a separate slot five (`perf annotate` of `find`, 1 000 000
+//! objects); the block, which the hit reads next, starts loading with the entry
+//! (`entry::warm`). Variants of one URL
 //! (Vary, key extras) sit under one primary hash, newest first.
 //!
 //! The budget is split evenly over the shards and each shard evicts before it inserts, so the

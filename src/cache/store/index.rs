@@ -5,7 +5,7 @@
 //! cache line each. A hit on a store far larger than the CPU caches then reads one line of
 //! the index, and from it loads the entry and the block side by side (`entry::warm`; with
 //! 32-byte slots and the entry alone, the block waited for the entry and its header map:
-//! 2.43 against 2.09 µs per `respond/1000000` hit, for 64 MB more index per million
+//! 2.77 against 2.25 µs per `respond/1000000` hit, for 64 MB more index per million
 //! objects); a SwissTable (hashbrown) reads a control byte group and then the bucket,
 //! two dependent misses in two pages, since the control bytes sit after all the buckets.
 //! Nearly every URL has one variant; older variants (Vary, key extras) and the rare other URL
