@@ -262,7 +262,7 @@ impl Store {
                 continue;
             }
             same_url = true;
-            super::entry::warm(&variant.block);
+            variant.warm();
             let entry = &variant.entry;
             if entry.extra() == key.extra() && entry.vary().matches(request) {
                 entry.frequency().touch();
@@ -337,13 +337,9 @@ impl Store {
         shard.fifo.admit(id, &mut meta);
         shard.tags.add(id, entry.tags());
         shard.expiry.push(Reverse((entry.keep_until(), id)));
-        let variant = Variant {
-            id,
-            check,
-            block: entry.block().clone(),
-            entry: Arc::clone(&entry),
-        };
-        shard.primaries.push_front(hash, variant);
+        shard
+            .primaries
+            .push_front(hash, Variant::new(id, check, Arc::clone(&entry)));
         shard.slots.0.insert(
             id,
             Slot {

@@ -3,11 +3,10 @@
 //! Open addressing with linear probing over 64-byte slots, each holding a hash and the newest
 //! variant under it (its id, check hash, entry and the entry's value-and-body block), one
 //! cache line each. A hit on a store far larger than the CPU caches then reads one line of
-//! the index, and from it loads the entry and the block side by side (`entry::warm`; with
-//! 32-byte slots and the entry alone, the block waited for the entry and its header map:
-//! 2.77 against 2.25 µs per `respond/1000000` hit, for 64 MB more index per million
-//! objects); a SwissTable (hashbrown) reads a control byte group and then the bucket,
-//! two dependent misses in two pages, since the control bytes sit after all the buckets.
+//! the index, and from it loads the entry and the block side by side (`entry::warm`, which
+//! has the measurements; the price is 64 MB more index per million objects); a SwissTable
+//! (hashbrown) reads a control byte group and then the bucket, two dependent misses in two
+//! pages, since the control bytes sit after all the buckets.
 //! Nearly every URL has one variant; older variants (Vary, key extras) and the rare other URL
 //! whose 64-bit hash collides live in a side map, read only when the newest does not match.
 //!
@@ -32,8 +31,24 @@ pub(super) struct Variant {
     pub(super) check: u64,
     pub(super) entry: Arc<Entry>,
     /// The entry's [`Entry::block`]: with both pointers in the slot, a hit starts loading
-    /// the block while the entry loads ([`crate::cache::entry::warm`]).
-    pub(super) block: Bytes,
+    /// the block while the entry loads ([`Variant::warm`]).
+    block: Bytes,
+}
+
+impl Variant {
+    pub(super) fn new(id: u64, check: u64, entry: Arc<Entry>) -> Self {
+        Self {
+            id,
+            check,
+            block: entry.block().clone(),
+            entry,
+        }
+    }
+
+    /// Starts loading the entry's block, before the entry is read (see `entry::warm`).
+    pub(super) fn warm(&self) {
+        crate::cache::entry::warm(&self.block);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -250,12 +265,7 @@ mod tests {
     }
 
     fn variant(id: u64, entry: &Arc<Entry>) -> Variant {
-        Variant {
-            id,
-            check: id.wrapping_mul(31),
-            entry: Arc::clone(entry),
-            block: entry.block().clone(),
-        }
+        Variant::new(id, id.wrapping_mul(31), Arc::clone(entry))
     }
 
     fn ids(index: &Index, hash: u64) -> Vec<u64> {
