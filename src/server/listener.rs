@@ -26,6 +26,7 @@ use crate::config::{Limits, ListenerConfig, Timeouts};
 use crate::metrics::connections::ConnectionGauge;
 use crate::metrics::{ConnectionProtocol, ListenerMetrics};
 use crate::proxy::{ConnActivity, ConnInfo, Proxy};
+use crate::server::gather::Gathered;
 
 /// Everything a listener's connections need, built once per listener.
 pub struct ListenerSpec {
@@ -154,7 +155,10 @@ async fn connection(
         activity: Arc::new(ConnActivity::new()),
     });
     match &spec.tls {
-        None => serve_http(TokioIo::new(stream), &spec, proxy, info, gauge, shutdown).await,
+        None => {
+            let io = TokioIo::new(Gathered::new(stream));
+            serve_http(io, &spec, proxy, info, gauge, shutdown).await
+        }
         Some(acceptor) => {
             spec.metrics.tls_handshakes.inc();
             match tokio::time::timeout(spec.timeouts.tls_handshake, acceptor.accept(stream)).await {
