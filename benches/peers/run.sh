@@ -20,7 +20,7 @@ PARSE="python3 $HERE/parse.py"
 MODE=${MODE:-pass}                      # pass | cache
 DURATION=${DURATION:-10}                # seconds measured per run
 WARMUP=${WARMUP:-2}                     # seconds of discarded load before each measured run
-ROUNDS=${ROUNDS:-3}                     # A B C, A B C, ... ; the median of rounds is reported
+ROUNDS=${ROUNDS:-3}                     # A B C, C B A, ... ; the median of rounds is reported
 CONNS=${CONNS:-64}                      # connections (wrk and h2load)
 STREAMS=${STREAMS:-10}                  # h2load concurrent streams per connection (-m)
 if [[ $MODE == cache ]]; then
@@ -560,8 +560,15 @@ main() {
             done
             if (($(objs_n "$scenario") >= 100000)); then rounds=$OBJ_ROUNDS; fi
         fi
+        # Odd rounds run the peers in order, even rounds in reverse (A B C, C B A, ...), so
+        # that a drift of the machine over a round, or an advantage of running first, falls on
+        # every peer alike.
+        local order reversed
+        reversed=$(printf '%s\n' $peers | tac | tr '\n' ' ')
         for ((round = 1; round <= rounds; round++)); do
-            for peer in $peers; do
+            order=$peers
+            if ((round % 2 == 0)); then order=$reversed; fi
+            for peer in $order; do
                 run_one "$scenario" "$peer" "$round"
             done
         done
