@@ -38,66 +38,14 @@ if [[ $SKIP_BUILD != 1 ]]; then
 fi
 
 TMP=$(mktemp -d /tmp/sluice-objects.XXXXXX)
-chmod 755 "$TMP"   # nginx's workers drop root privileges and must read the file (else: 403s)
-STARTED=()
-cleanup() {    # TERM what we started, KILL what is still there after 5 s
-    local pid i
-    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${STARTED[@]}"; do
-        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# The origin: run.sh's nginx origin config (one 1 KiB file under every /obj/N, cacheable).
-ORIGIN_PORT=$(free_port)
-mkdir -p "$TMP/origin" "$TMP/www"
-head -c 1024 /dev/urandom >"$TMP/www/1k.bin"
-python3 "$HERE/parse.py" render "$HERE/conf/origin.nginx.conf" "$TMP/origin/nginx.conf" \
-    DIR="$TMP" ORIGIN_PORT="$ORIGIN_PORT" || die "cannot render the origin config"
-taskset -c "$LOAD_CPU" nginx -p "$TMP/origin" -e "$TMP/origin/error.log" -c "$TMP/origin/nginx.conf" &
-STARTED+=($!)
-
-start_sluice() { # start_sluice PORT: sets SLUICE_PID
-    env TOKIO_WORKER_THREADS=1 taskset -c "$PROXY_CPU" "$SLUICE_BIN" proxy \
-        --listen "127.0.0.1:$1" --to "127.0.0.1:$ORIGIN_PORT" --cache "$CACHE" --access-log off \
-        >"$TMP/sluice-$1.out" 2>"$TMP/sluice-$1.err" &
-    SLUICE_PID=$!
-    STARTED+=("$SLUICE_PID")
-    local deadline=$((SECONDS + 30))
-    until curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/obj/1"; do
-        ((SECONDS < deadline)) || die "sluice on $1 did not answer (see $TMP/sluice-$1.err)"
-        sleep 0.1
-    done
-    local answer
-    answer=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$1/obj/1")
-    [[ $answer == "200 1024" ]] || die "the origin answered /obj/1 with '$answer', not '200 1024'"
-}
-
-walk() { # walk PORT N: every object once (all misses), so the store holds N objects
-    local marker="$TMP/walk.done" pid deadline=$((SECONDS + $2 / 2000 + 60))
-    rm -f "$marker"
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d600s -s "$HERE/lua/walk.lua" \
-        "http://127.0.0.1:$1" -- "$2" "$marker" >"$TMP/walk.txt" 2>&1 &
-    pid=$!
-    while [[ ! -f $marker ]] && ((SECONDS < deadline)); do sleep 0.2; done
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    [[ -f $marker ]] || die "the walk over $2 objects did not finish"
-}
+# shellcheck source=objects-lib.sh
+source "$HERE/objects-lib.sh"
+start_origin
 
 origin_requests() {
     curl -s --max-time 2 "http://127.0.0.1:$ORIGIN_PORT/_origin_status" | awk 'NR == 3 {print $3}'
 }
 
-ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }   # utime stime, in clock ticks
 
 measure() { # measure PORT PID N: one run; prints "N req/s cpu_s_per_100k user_s_per_100k to_origin"
     local o0 o1 t0 t1 out="$TMP/load-$1.txt"
@@ -120,8 +68,8 @@ print(n, round(rps), round((u1 + s1 - u0 - s0) * per, 3), round((u1 - u0) * per,
 EOF
 }
 
-PORT_A=$(free_port); start_sluice "$PORT_A"; PID_A=$SLUICE_PID
-PORT_B=$(free_port); start_sluice "$PORT_B"; PID_B=$SLUICE_PID
+PORT_A=$(free_port); start_sluice "$PORT_A" "$SLUICE_BIN"; PID_A=$SLUICE_PID
+PORT_B=$(free_port); start_sluice "$PORT_B" "$SLUICE_BIN"; PID_B=$SLUICE_PID
 log "walking $FEW objects on A and $MANY on B"
 walk "$PORT_A" "$FEW"
 walk "$PORT_B" "$MANY"
