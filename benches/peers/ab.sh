@@ -8,7 +8,7 @@
 #
 # Measured spread: two instances of one build (A/A), 8 rounds of 8 s at 1 000 and 1 000 000
 # objects, gave median ratios of 0.994 to 1.006, and every round fell within 0.98-1.02 for
-# req/s and CPU per request (user time alone: 0.89-1.04, clock ticks are coarse).
+# req/s and CPU per request (user time alone spreads more, 0.87-1.11: its ticks are coarse).
 # What it costs: each proxy gets half the core and the load core runs two wrk, so the
 # absolute figures are lower than a lone run's (take those from run.sh or objects.sh); only
 # the ratios mean something here. Two builds also differ in code layout: a change that could
