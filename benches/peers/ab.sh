@@ -12,7 +12,7 @@
 # What it costs: each proxy gets half the core and the load core runs two wrk, so the
 # absolute figures are lower than a lone run's (take those from run.sh or objects.sh); only
 # the ratios mean something here. Two builds also differ in code layout: a change that could
-# not matter with 1 000 objects (all in cache) measured 1.05 there, so read the 1 000000
+# not matter with 1 000 objects (all in cache) measured 1.05 there, so read the 1 000 000
 # ratio against the 1 000 one, not against 1.
 #
 # Run: BIN_A=/path/to/sluice-base BIN_B=/path/to/sluice-new benches/peers/ab.sh
@@ -32,26 +32,20 @@ CONNS=${CONNS:-64}
 CACHE=${CACHE:-6GiB}                   # every instance; 1M objects of 1 KiB are charged ~3.2 GB
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
+LOG_NAME=ab
 
-log() { printf '[ab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-for tool in nginx wrk curl taskset python3; do
-    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install nginx wrk curl)"
-done
-for bin in "$BIN_A" "$BIN_B"; do [[ -x $bin ]] || die "$bin is not an executable"; done
-
-TMP=$(mktemp -d /tmp/sluice-ab.XXXXXX)
 # shellcheck source=objects-lib.sh
 source "$HERE/objects-lib.sh"
+require_tools
+for bin in "$BIN_A" "$BIN_B"; do [[ -x $bin ]] || die "$bin is not an executable"; done
+begin
 start_origin
-
 
 # pair N "A B" | "B A": loads build A's and build B's instance for N objects at once (the wrk
 # for the first named starts first); prints "N a_req/s a_cpu a_user b_req/s b_cpu b_user"
 # (CPU: the proxy's seconds per 100 000 requests).
 pair() {
-    local n=$1 order=$2 ta0 tb0 ta1 tb1 side pid started=()
+    local n=$1 order=$2 ta0 tb0 ta1 tb1 a b side pid started=()
     ta0=$(ticks "${PID[A$n]}") tb0=$(ticks "${PID[B$n]}")
     for side in $order; do
         taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$HERE/lua/random.lua" \
@@ -60,21 +54,9 @@ pair() {
     done
     for pid in "${started[@]}"; do wait "$pid" || die "wrk failed (see $TMP/load-*.txt)"; done
     ta1=$(ticks "${PID[A$n]}") tb1=$(ticks "${PID[B$n]}")
-    python3 - "$TMP" "$n" "$ta0" "$ta1" "$tb0" "$tb1" "$(getconf CLK_TCK)" <<'EOF'
-import re, sys
-tmp, n, tck = sys.argv[1], sys.argv[2], int(sys.argv[7])
-out = [n]
-for side, t0, t1 in (("A", sys.argv[3], sys.argv[4]), ("B", sys.argv[5], sys.argv[6])):
-    text = open(f"{tmp}/load-{side}.txt").read()
-    if "Non-2xx" in text:
-        sys.exit(f"non-2xx answers from build {side}")
-    requests = int(re.search(r"(\d+) requests in", text).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    (u0, s0), (u1, s1) = map(int, t0.split()), map(int, t1.split())
-    per = 100000 / requests / tck
-    out += [str(round(rps)), f"{(u1 + s1 - u0 - s0) * per:.3f}", f"{(u1 - u0) * per:.3f}"]
-print(" ".join(out))
-EOF
+    a=$(run_stats "$TMP/load-A.txt" "$ta0" "$ta1") || die "build A's run failed (see $TMP/load-A.txt)"
+    b=$(run_stats "$TMP/load-B.txt" "$tb0" "$tb1") || die "build B's run failed (see $TMP/load-B.txt)"
+    echo "$n $a $b"
 }
 
 declare -A PORT PID

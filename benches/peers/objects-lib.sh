@@ -1,10 +1,26 @@
-# Sourced by objects.sh and ab.sh: the cleanup of what they start, the nginx origin, the
-# sluice instances, the walk that fills a store, and a process's CPU clock ticks. The caller
-# sets HERE, TMP (a fresh directory), LOAD_CPU, PROXY_CPU, CACHE and CONNS, and defines die;
-# sourcing it sets the EXIT trap.
+# Sourced by objects.sh and ab.sh, which set HERE, LOG_NAME, LOAD_CPU, PROXY_CPU, CACHE and
+# CONNS first: logging, the tool check, a temporary directory with the cleanup of what they
+# start (`begin`, which sets the EXIT trap), the nginx origin, the sluice instances, the walk
+# that fills a store, and one run's figures from the proxy's CPU clock ticks.
 # shellcheck shell=bash
-chmod 755 "$TMP"   # nginx's workers drop root privileges and must read the file (else: 403s)
-STARTED=()
+
+log() { printf '[%s %s] %s\n' "$LOG_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+require_tools() {
+    local tool
+    for tool in nginx wrk curl taskset python3; do
+        command -v "$tool" >/dev/null || die "$tool is missing (apt-get install nginx wrk curl)"
+    done
+}
+
+begin() { # sets TMP, a fresh directory removed on exit with everything in STARTED stopped
+    TMP=$(mktemp -d "/tmp/sluice-$LOG_NAME.XXXXXX")
+    chmod 755 "$TMP"   # nginx's workers drop root privileges and must read the file (else: 403s)
+    STARTED=()
+    trap cleanup EXIT
+}
+
 cleanup() {    # TERM what we started, KILL what is still there after 5 s
     local pid i
     for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -15,7 +31,6 @@ cleanup() {    # TERM what we started, KILL what is still there after 5 s
     done
     rm -rf "$TMP"
 }
-trap cleanup EXIT
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -62,3 +77,21 @@ walk() { # walk PORT N: every object once (all misses), so the store holds N obj
 }
 
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }   # utime stime, in clock ticks
+
+# run_stats WRK_OUTPUT TICKS_BEFORE TICKS_AFTER: prints "req/s cpu_s_per_100k user_s_per_100k"
+# for one wrk run (parsed by parse.py) against a proxy whose `ticks` were read around it; fails
+# on a non-2xx answer or an empty run.
+run_stats() {
+    python3 - "$HERE" "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'EOF'
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+from parse import parse_wrk
+run = parse_wrk(sys.argv[2])
+if run["non_2xx"] or not run["requests"] or run["rps"] is None:
+    sys.exit(f"{sys.argv[2]}: {run['requests']} requests, {run['non_2xx']} non-2xx")
+(u0, s0), (u1, s1) = map(int, sys.argv[3].split()), map(int, sys.argv[4].split())
+per = 100000 / run["requests"] / int(sys.argv[5])
+print(round(run["rps"]), round((u1 + s1 - u0 - s0) * per, 3), round((u1 - u0) * per, 3))
+EOF
+}

@@ -26,46 +26,31 @@ PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 SLUICE_BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
 SKIP_BUILD=${SKIP_BUILD:-0}
+LOG_NAME=objects
 
-log() { printf '[objects %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-for tool in nginx wrk curl taskset python3; do
-    command -v "$tool" >/dev/null || die "$tool is missing (apt-get install nginx wrk curl)"
-done
+# shellcheck source=objects-lib.sh
+source "$HERE/objects-lib.sh"
+require_tools
 if [[ $SKIP_BUILD != 1 ]]; then
     (cd "$ROOT" && cargo build --release --locked --quiet) || die "cargo build --release failed"
 fi
 
-TMP=$(mktemp -d /tmp/sluice-objects.XXXXXX)
-# shellcheck source=objects-lib.sh
-source "$HERE/objects-lib.sh"
+begin
 start_origin
 
 origin_requests() {
     curl -s --max-time 2 "http://127.0.0.1:$ORIGIN_PORT/_origin_status" | awk 'NR == 3 {print $3}'
 }
 
-
 measure() { # measure PORT PID N: one run; prints "N req/s cpu_s_per_100k user_s_per_100k to_origin"
-    local o0 o1 t0 t1 out="$TMP/load-$1.txt"
+    local o0 o1 t0 t1 stats out="$TMP/load-$1.txt"
     o0=$(origin_requests) t0=$(ticks "$2")
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$HERE/lua/random.lua" \
         "http://127.0.0.1:$1" -- "$3" >"$out" 2>&1
     t1=$(ticks "$2") o1=$(origin_requests)
-    ! grep -q "Non-2xx" "$out" || die "non-2xx answers in a run: $(grep Non-2xx "$out")"
+    stats=$(run_stats "$out" "$t0" "$t1") || die "the run against port $1 failed (see $out)"
     # the two status reads count themselves (one request each)
-    python3 - "$out" "$3" "$t0" "$t1" "$o0" "$o1" "$(getconf CLK_TCK)" <<'EOF'
-import re, sys
-text = open(sys.argv[1]).read()
-n = sys.argv[2]
-u0, s0 = map(int, sys.argv[3].split()); u1, s1 = map(int, sys.argv[4].split())
-o0, o1, tck = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-requests = int(re.search(r"(\d+) requests in", text).group(1))
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-per = 100000 / requests / tck
-print(n, round(rps), round((u1 + s1 - u0 - s0) * per, 3), round((u1 - u0) * per, 3), max(0, o1 - o0 - 1))
-EOF
+    echo "$3 $stats $((o1 - o0 > 1 ? o1 - o0 - 1 : 0))"
 }
 
 PORT_A=$(free_port); start_sluice "$PORT_A" "$SLUICE_BIN"; PID_A=$SLUICE_PID
