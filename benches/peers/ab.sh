@@ -69,6 +69,7 @@ for n in $OBJECTS; do
         PID[$side$n]=$SLUICE_PID
         log "build $side, $n objects, port ${PORT[$side$n]}: walking"
         walk "${PORT[$side$n]}" "$n"
+        log "build $side, $n objects: RSS $(rss_kib "$SLUICE_PID") KiB after the walk"
     done
     pair "$n" "A B" >/dev/null    # warm-up, discarded
 done

@@ -77,6 +77,7 @@ walk() { # walk PORT N: every object once (all misses), so the store holds N obj
 }
 
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }   # utime stime, in clock ticks
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }   # resident set, in KiB
 
 # run_stats WRK_OUTPUT TICKS_BEFORE TICKS_AFTER: prints "req/s cpu_s_per_100k user_s_per_100k"
 # for one wrk run (parsed by parse.py) against a proxy whose `ticks` were read around it; fails

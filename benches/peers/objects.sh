@@ -58,6 +58,7 @@ PORT_B=$(free_port); start_sluice "$PORT_B" "$SLUICE_BIN"; PID_B=$SLUICE_PID
 log "walking $FEW objects on A and $MANY on B"
 walk "$PORT_A" "$FEW"
 walk "$PORT_B" "$MANY"
+log "RSS after the walks: A $(rss_kib "$PID_A") KiB, B $(rss_kib "$PID_B") KiB"
 measure "$PORT_A" "$PID_A" "$FEW" >/dev/null      # warm-up, discarded
 measure "$PORT_B" "$PID_B" "$MANY" >/dev/null
 echo "objects req/s cpu_s_per_100k user_s_per_100k to_origin"
