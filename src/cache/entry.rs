@@ -20,6 +20,7 @@ use super::eviction::Frequency;
 use super::freshness::Freshness;
 use super::key::CacheKey;
 use super::policy::StorePlan;
+use super::shape::{self, ShapeId};
 use super::vary::VaryKey;
 
 /// Fixed bytes charged per entry for what the budget cannot see directly: the entry struct,
@@ -32,11 +33,14 @@ use super::vary::VaryKey;
 /// grew by 84 bytes more per object, 32 of them the entry's own `block` field: 64 more here.
 /// Once the stored map held exactly its fields (`pack`), RSS grew by 3 144 bytes per such
 /// object (3 409 before; 1 000 000 objects over a 20 804 KiB start) against 3 358 charged;
-/// with 176 less here such an object is charged 3 182, 1.2 % over what RSS shows.
+/// with 176 less here such an object is charged 3 182, 1.2 % over what RSS shows. The
+/// lengths table (`shape.rs`) added 2 bytes per field to the block and to the charge; RSS
+/// per object read the same (3 144 bytes; charged 3 200).
 pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 528;
 /// Bytes charged per header field beyond its name and value: the `HeaderMap` bucket (name,
-/// value, hash, links: 104 bytes; the stored map holds exactly its fields) and its index slot.
-const FIELD_OVERHEAD: usize = 112;
+/// value, hash, links: 104 bytes; the stored map holds exactly its fields), its index slot
+/// and its length in the block's table.
+const FIELD_OVERHEAD: usize = 114;
 /// Bodies up to this size share one allocation with the header values (see [`pack`]); a
 /// larger body keeps its own, already copied once by the body collector.
 pub(crate) const PACK_BODY_MAX: usize = 64 * 1024;
@@ -82,6 +86,9 @@ pub struct Entry {
     /// before clients: most entries have none, and then serving them strips nothing.
     surrogate_fields: bool,
     status: StatusCode,
+    /// Which template a hit fills with the values in `block` (`shape.rs`); `None`: a hit
+    /// clones `headers`.
+    shape: Option<ShapeId>,
     extra: Box<str>,
     vary: VaryKey,
     body: Bytes,
@@ -136,7 +143,7 @@ impl Entry {
         body: Bytes,
         plan: StorePlan,
     ) -> Self {
-        let (headers, body, block) = pack(&headers, body);
+        let (headers, body, block, shape) = pack(&headers, body);
         let surrogate_fields = headers.contains_key(&super::directives::SURROGATE_CONTROL)
             || super::purge::TAG_FIELDS
                 .iter()
@@ -146,6 +153,7 @@ impl Entry {
             primary,
             extra,
             status,
+            shape,
             headers,
             body,
             request_time: plan.request_time,
@@ -226,6 +234,15 @@ impl Entry {
     /// The stored header fields (the origin's, less hop-by-hop fields, with Content-Length).
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// The header map a response from this entry starts from: its stored fields, built from
+    /// a template of their shape and the values in the block (one cache miss fewer on a large
+    /// store than cloning `headers`, see `shape.rs`), or cloned from `headers`.
+    pub fn response_headers(&self) -> HeaderMap {
+        self.shape
+            .and_then(|shape| shape::fill(shape, &self.headers, &self.block))
+            .unwrap_or_else(|| self.headers.clone())
     }
 
     /// The complete body; cloning it is a reference count, not a copy.
@@ -314,7 +331,8 @@ impl Entry {
 }
 
 /// The header values and, up to [`PACK_BODY_MAX`], the body, copied into one allocation that
-/// every value and the body are slices of.
+/// every value and the body are slices of; with the map's shape id, the block starts with the
+/// values' lengths (`shape::pack_lengths`), for hits to fill the shape's template with.
 ///
 /// Why copy: hyper parses a response head into one read buffer and hands out values as slices
 /// of it, so a stored value would keep that whole buffer (8 KiB or more) alive for as long as
@@ -323,11 +341,20 @@ impl Entry {
 /// hyper then reads them all. With a value per allocation that was two cache misses per
 /// field (its refcount, its bytes) once the store outgrew the CPU caches; with one block it is
 /// one refcount and a few adjacent lines. The copy is made once per store, never per hit.
-fn pack(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes, Bytes) {
+fn pack(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes, Bytes, Option<ShapeId>) {
+    let shape = shape::shape_of(headers);
+    let table = if shape.is_some() {
+        shape::table_len(headers)
+    } else {
+        0
+    };
     let values: usize = headers.values().map(HeaderValue::len).sum();
     let pack_body = body.len() <= PACK_BODY_MAX;
-    let mut block =
-        Vec::with_capacity(values.saturating_add(if pack_body { body.len() } else { 0 }));
+    let packed_body = if pack_body { body.len() } else { 0 };
+    let mut block = Vec::with_capacity(table.saturating_add(values).saturating_add(packed_body));
+    if shape.is_some() {
+        shape::pack_lengths(headers, &mut block);
+    }
     for value in headers.values() {
         block.extend_from_slice(value.as_bytes());
     }
@@ -337,7 +364,7 @@ fn pack(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes, Bytes) {
     let block = Bytes::from(block);
     // Room for the two fields every hit adds (Age, Cache-Status): a copy then never rehashes.
     let mut packed = HeaderMap::with_capacity(headers.len().saturating_add(2));
-    let mut at = 0usize;
+    let mut at = table;
     for (name, value) in headers {
         let end = at.saturating_add(value.len());
         let mut copy =
@@ -351,19 +378,20 @@ fn pack(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes, Bytes) {
     // as many (12 buckets of 104 bytes for 9 fields, 24 for 13), for the entry's whole life. A
     // clone allocates exactly `len` buckets and keeps the index table's size, so a hit still
     // adds its two fields without a rehash.
-    (packed.clone(), body, block)
+    (packed.clone(), body, block, shape)
 }
 
-/// How much of a block [`warm`] reads: the header values and the start of the body.
+/// How much of a block [`warm`] reads: the lengths table, the header values and the start of
+/// the body.
 const WARM_MAX: usize = 4096;
 
 /// Starts loading what a hit is about to read from `block` (an entry's [`Entry::block`]): its
 /// reference count and its first [`WARM_MAX`] bytes, one load per cache line. The store calls
 /// it with the clone its index keeps, before it reads the entry: the index slot holds both
 /// pointers, so these loads and the entry's own run side by side. Without it they waited,
-/// one after another, for the entry, then its header map, then the block (values cloned,
-/// then written by hyper; the body copied by the kernel). Safe Rust has no prefetch
-/// instruction; plain loads whose result is kept (`black_box`) do the same. Measured with
+/// one after another, for the entry, then its header map, then the block (values sliced
+/// into the shape's template, then written by hyper; the body copied by the kernel). Safe
+/// Rust has no prefetch instruction; plain loads whose result is kept (`black_box`) do the same. Measured with
 /// 1 000 000 stored objects: `benches/cache_store.rs` `respond/1000000` 2.77 -> 2.25 µs
 /// (criterion baseline A/B, `respond/1000` unchanged within noise), and on live instances
 /// (`benches/peers/objects.sh`, the two builds alternated) 86 400 and 91 500 -> 94 600 and
@@ -410,7 +438,7 @@ mod tests {
         secret.set_sensitive(true);
         headers.append("x-secret", secret);
         headers.append("x-secret", HeaderValue::from_static(""));
-        let (packed, body, _) = pack(&headers, buffer.slice(100..1100));
+        let (packed, body, _, _) = pack(&headers, buffer.slice(100..1100));
         let range = buffer.as_ptr_range();
         assert_eq!(packed["cache-control"], "max-age=60");
         let secrets: Vec<_> = packed.get_all("x-secret").iter().collect();
@@ -427,25 +455,67 @@ mod tests {
     fn a_small_body_shares_the_values_allocation_and_a_large_one_keeps_its_own() {
         let mut headers = HeaderMap::new();
         headers.insert("etag", HeaderValue::from_static("\"v1\""));
-        let (packed, body, block) = pack(&headers, Bytes::from(vec![7u8; 1024]));
+        let (packed, body, block, shape) = pack(&headers, Bytes::from(vec![7u8; 1024]));
         let etag = packed["etag"].as_bytes().as_ptr_range();
         assert_eq!(
             etag.end,
             body.as_ptr(),
             "the body follows the values in one block"
         );
-        // What `warm` loads from the index's clone is what a hit then reads.
-        assert_eq!(block.as_ptr(), etag.start);
+        // What `warm` loads from the index's clone is what a hit then reads: the lengths
+        // table (one field: two bytes), the values, the body.
+        assert!(shape.is_some());
+        assert_eq!(block.as_ptr().wrapping_add(2), etag.start);
         assert_eq!(block.as_ptr_range().end, body.as_ptr_range().end);
 
         let large = Bytes::from(vec![7u8; PACK_BODY_MAX + 1]);
-        let (_, body, block) = pack(&headers, large.clone());
-        assert_eq!(block.len(), 4, "the block holds the values alone");
+        let (_, body, block, _) = pack(&headers, large.clone());
+        assert_eq!(
+            block.len(),
+            2 + 4,
+            "the block holds the table and the values alone"
+        );
         assert_eq!(
             body.as_ptr(),
             large.as_ptr(),
             "a large body is not copied again"
         );
+    }
+
+    #[test]
+    fn a_hit_fills_the_shape_template_with_the_same_fields_the_entry_stores() {
+        let mut headers = HeaderMap::new();
+        headers.insert("etag", HeaderValue::from_static("\"v1\""));
+        headers.append("link", HeaderValue::from_static("</a.css>; rel=preload"));
+        headers.append("x-entry-shape", HeaderValue::from_static("custom"));
+        headers.append("link", HeaderValue::from_static("</b.js>; rel=preload"));
+        let mut secret = HeaderValue::from_static("token");
+        secret.set_sensitive(true);
+        headers.append("x-entry-secret", secret);
+        headers.append("content-length", HeaderValue::from_static("4"));
+        let (packed, _, block, shape) = pack(&headers, Bytes::from_static(b"body"));
+        let filled = shape::fill(shape.unwrap(), &packed, &block).unwrap();
+        let fields = |map: &HeaderMap| -> Vec<(String, String, bool)> {
+            map.iter()
+                .map(|(name, value)| {
+                    let text = value.to_str().unwrap().to_owned();
+                    (name.to_string(), text, value.is_sensitive())
+                })
+                .collect()
+        };
+        assert_eq!(fields(&filled), fields(&headers));
+        assert_eq!(fields(&packed), fields(&headers));
+    }
+
+    #[test]
+    fn a_value_too_long_for_the_lengths_table_leaves_the_block_without_one() {
+        let mut headers = HeaderMap::new();
+        let long = "v".repeat(usize::from(u16::MAX) + 1);
+        headers.insert("x-entry-long", HeaderValue::from_str(&long).unwrap());
+        let (packed, body, block, shape) = pack(&headers, Bytes::from_static(b"body"));
+        assert!(shape.is_none());
+        assert_eq!(packed["x-entry-long"].as_bytes().as_ptr(), block.as_ptr());
+        assert_eq!(body, "body");
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub mod purge;
 pub mod range;
 pub mod respond;
 pub mod rules;
+mod shape;
 pub mod store;
 pub mod vary;
 

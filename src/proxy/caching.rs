@@ -671,7 +671,7 @@ pub(super) fn stored_response(
         *response.headers_mut() = headers;
         return response;
     }
-    let mut headers = entry.headers().clone();
+    let mut headers = entry.response_headers();
     if entry.has_surrogate_fields() {
         strip_for_client(&mut headers, facing);
     }
