@@ -39,7 +39,8 @@ use super::vary::VaryKey;
 pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 528;
 /// Bytes charged per header field beyond its name and value: the `HeaderMap` bucket (name,
 /// value, hash, links: 104 bytes; the stored map holds exactly its fields), its index slot
-/// and its length in the block's table.
+/// and its length in the block's table (charged also to the rare entry without a shape,
+/// which has no table).
 const FIELD_OVERHEAD: usize = 114;
 /// Bodies up to this size share one allocation with the header values (see [`pack`]); a
 /// larger body keeps its own, already copied once by the body collector.
@@ -99,7 +100,8 @@ pub struct Entry {
     primary: Arc<str>,
     tags: Box<[Box<str>]>,
     charge: usize,
-    /// The allocation the header values (and a packed body) are slices of (see [`pack`]).
+    /// The allocation the header values (and a packed body) are slices of, after the values'
+    /// lengths when the entry has a shape (see [`pack`]).
     block: Bytes,
 }
 
@@ -342,19 +344,20 @@ impl Entry {
 /// field (its refcount, its bytes) once the store outgrew the CPU caches; with one block it is
 /// one refcount and a few adjacent lines. The copy is made once per store, never per hit.
 fn pack(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes, Bytes, Option<ShapeId>) {
-    let shape = shape::shape_of(headers);
-    let table = if shape.is_some() {
-        shape::table_len(headers)
-    } else {
-        0
-    };
+    let mut shape = shape::shape_of(headers);
     let values: usize = headers.values().map(HeaderValue::len).sum();
     let pack_body = body.len() <= PACK_BODY_MAX;
     let packed_body = if pack_body { body.len() } else { 0 };
-    let mut block = Vec::with_capacity(table.saturating_add(values).saturating_add(packed_body));
-    if shape.is_some() {
-        shape::pack_lengths(headers, &mut block);
+    let mut block = Vec::with_capacity(
+        shape::table_len(headers)
+            .saturating_add(values)
+            .saturating_add(packed_body),
+    );
+    if shape.is_some() && !shape::pack_lengths(headers, &mut block) {
+        block.clear();
+        shape = None;
     }
+    let table = block.len();
     for value in headers.values() {
         block.extend_from_slice(value.as_bytes());
     }
@@ -362,13 +365,21 @@ fn pack(headers: &HeaderMap, body: Bytes) -> (HeaderMap, Bytes, Bytes, Option<Sh
         block.extend_from_slice(&body);
     }
     let block = Bytes::from(block);
-    // Room for the two fields every hit adds (Age, Cache-Status): a copy then never rehashes.
+    // Room for the two fields every hit adds (Age, Cache-Status): a copy then never rehashes
+    // its index table.
     let mut packed = HeaderMap::with_capacity(headers.len().saturating_add(2));
     let mut at = table;
     for (name, value) in headers {
         let end = at.saturating_add(value.len());
-        let mut copy =
-            HeaderValue::from_maybe_shared(block.slice(at..end)).unwrap_or_else(|_| value.clone());
+        let mut copy = match HeaderValue::from_maybe_shared(block.slice(at..end)) {
+            Ok(copy) => copy,
+            Err(_) => {
+                // Never so for values from hyper, whose parser accepts what `HeaderValue`
+                // does. A hit could not fill the template with this one: it clones the map.
+                shape = None;
+                value.clone()
+            }
+        };
         copy.set_sensitive(value.is_sensitive());
         packed.append(name.clone(), copy);
         at = end;

@@ -26,14 +26,17 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::num::NonZeroU16;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, PoisonError, RwLock};
 
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
-/// The most shapes given an id, over the process's life (a template is about 100 bytes per
-/// field, per thread that has served the shape).
+/// The most shapes given an id, over the process's life (a template is about 110 bytes per
+/// field, per thread that has served the shape, and each thread's slot vector 96 bytes per
+/// id up to the highest it has served). Ids are not reclaimed: past this, new shapes clone
+/// their entry's map on every hit, and a warning says so once.
 pub(crate) const MAX_SHAPES: usize = 4096;
 
 /// The names, in order, and sensitivity of a map's fields: what a template copies.
@@ -41,6 +44,8 @@ type Key = Box<[(HeaderName, bool)]>;
 
 static SHAPES: LazyLock<RwLock<HashMap<Key, ShapeId>>> =
     LazyLock::new(|| RwLock::new(HashMap::new()));
+/// Whether the registry's being full has been logged.
+static FULL_LOGGED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// This thread's templates, by shape id.
@@ -83,6 +88,13 @@ pub(crate) fn shape_of(headers: &HeaderMap) -> Option<ShapeId> {
         return Some(*id);
     }
     if next >= MAX_SHAPES {
+        if !FULL_LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                shapes = MAX_SHAPES,
+                "header shape registry full: hits on responses of new header shapes clone \
+                 their stored header map (slower on a large store, same responses)"
+            );
+        }
         return None;
     }
     let id = ShapeId(NonZeroU16::new(u16::try_from(next + 1).ok()?)?);
@@ -90,13 +102,17 @@ pub(crate) fn shape_of(headers: &HeaderMap) -> Option<ShapeId> {
     Some(id)
 }
 
-/// The lengths table a block starts with: each value's length, two bytes little-endian, in the
-/// map's iteration order. Values longer than `u16::MAX` give no shape and no table.
-pub(crate) fn pack_lengths(headers: &HeaderMap, block: &mut Vec<u8>) {
+/// Writes the lengths table a block starts with: each value's length, two bytes
+/// little-endian, in the map's iteration order. `false` (and part of a table written) when a
+/// value is longer than `u16::MAX`, which [`shape_of`] also refuses.
+pub(crate) fn pack_lengths(headers: &HeaderMap, block: &mut Vec<u8>) -> bool {
     for value in headers.values() {
-        let len = u16::try_from(value.len()).unwrap_or(u16::MAX);
+        let Ok(len) = u16::try_from(value.len()) else {
+            return false;
+        };
         block.extend_from_slice(&len.to_le_bytes());
     }
+    true
 }
 
 /// The size of the lengths table for `headers`.
@@ -106,9 +122,11 @@ pub(crate) fn table_len(headers: &HeaderMap) -> usize {
 
 /// A hit's header map: this thread's template of `shape` (built from `own`, the entry's map,
 /// the first time) filled with the values in `block`, which starts with their lengths. `None`
-/// when the block does not match the template (the caller then clones `own`).
+/// when a length runs past the block or a value holds a byte no field value may (the caller
+/// then clones `own`); a block that is well formed but laid out for another shape is not
+/// detected, which is why only `entry::pack` writes blocks and picks their shape.
 pub(crate) fn fill(shape: ShapeId, own: &HeaderMap, block: &Bytes) -> Option<HeaderMap> {
-    TEMPLATES.with(|templates| {
+    let filled = TEMPLATES.try_with(|templates| {
         let mut templates = templates.try_borrow_mut().ok()?;
         let index = shape.index();
         if templates.len() <= index {
@@ -129,13 +147,16 @@ pub(crate) fn fill(shape: ShapeId, own: &HeaderMap, block: &Bytes) -> Option<Hea
             at = end;
         }
         Some(map)
-    })
+    });
+    // `try_with` fails only while the thread's locals are being destroyed.
+    filled.ok().flatten()
 }
 
 /// `own`'s names and sensitivity, in its order, with every value empty (static: no reference
 /// count to clone, and no part of the entry's block kept alive). Custom names are copied, so
-/// that no two threads' templates share one name's reference count. Sized like a stored map:
-/// a hit adds Age and Cache-Status without a rehash.
+/// that no two threads' templates share one name's reference count. Its index table is sized
+/// like a stored map's, so a hit adds Age and Cache-Status without a rehash (the bucket
+/// vector of a copy still grows once: `Vec::clone` keeps no spare room).
 fn template_of(own: &HeaderMap) -> HeaderMap {
     let mut template = HeaderMap::with_capacity(own.len().saturating_add(2));
     for (name, value) in own {
@@ -145,7 +166,8 @@ fn template_of(own: &HeaderMap) -> HeaderMap {
         empty.set_sensitive(value.is_sensitive());
         template.append(name, empty);
     }
-    template
+    // The clone drops the spare buckets `with_capacity` left and keeps the index table.
+    template.clone()
 }
 
 #[cfg(test)]
@@ -274,7 +296,9 @@ mod tests {
     #[test]
     fn a_value_too_long_for_the_table_has_no_shape() {
         let long = "v".repeat(usize::from(u16::MAX) + 1);
-        assert!(shape_of(&map(&[("x-shape-test-d", &long)])).is_none());
+        let too_long = map(&[("x-shape-test-d", &long)]);
+        assert!(shape_of(&too_long).is_none());
+        assert!(!pack_lengths(&too_long, &mut Vec::new()));
         let longest = "v".repeat(usize::from(u16::MAX));
         assert!(shape_of(&map(&[("x-shape-test-d", &longest)])).is_some());
     }
