@@ -402,11 +402,11 @@ const WARM_MAX: usize = 4096;
 /// pointers, so these loads and the entry's own run side by side. Without it they waited,
 /// one after another, for the entry, then its header map, then the block (values sliced
 /// into the shape's template, then written by hyper; the body copied by the kernel). Safe
-/// Rust has no prefetch instruction; plain loads whose result is kept (`black_box`) do the same. Measured with
-/// 1 000 000 stored objects: `benches/cache_store.rs` `respond/1000000` 2.77 -> 2.25 µs
-/// (criterion baseline A/B, `respond/1000` unchanged within noise), and on live instances
-/// (`benches/peers/objects.sh`, the two builds alternated) 86 400 and 91 500 -> 94 600 and
-/// 101 700 hits/s, with the 1 000-object rate unchanged.
+/// Rust has no prefetch instruction; plain loads whose result is kept (`black_box`) do the
+/// same. Measured with 1 000 000 stored objects: `benches/cache_store.rs` `respond/1000000`
+/// 2.77 -> 2.25 µs (criterion baseline A/B, `respond/1000` unchanged within noise), and on
+/// live instances (`benches/peers/objects.sh`, the two builds alternated) 86 400 and 91 500
+/// -> 94 600 and 101 700 hits/s, with the 1 000-object rate unchanged.
 pub(crate) fn warm(block: &Bytes) {
     // `is_unique` reads the shared reference count with a plain load (no atomic write).
     let mut seen = u8::from(block.is_unique());
