@@ -28,10 +28,6 @@ BIN_B=${BIN_B:?set BIN_A and BIN_B to the two sluice binaries}
 OBJECTS=${OBJECTS:-1000 1000000}
 ROUNDS=${ROUNDS:-8}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
-CONNS=${CONNS:-64}
-CACHE=${CACHE:-6GiB}                   # every instance; 1M objects of 1 KiB are charged ~3.2 GB
-PROXY_CPU=${PROXY_CPU:-1}
-LOAD_CPU=${LOAD_CPU:-0}
 LOG_NAME=ab
 
 # shellcheck source=objects-lib.sh

@@ -1,8 +1,14 @@
-# Sourced by objects.sh and ab.sh, which set HERE, LOG_NAME, LOAD_CPU, PROXY_CPU, CACHE and
-# CONNS first: logging, the tool check, a temporary directory with the cleanup of what they
-# start (`begin`, which sets the EXIT trap), the nginx origin, the sluice instances, the walk
-# that fills a store, and one run's figures from the proxy's CPU clock ticks.
+# Sourced by objects.sh and ab.sh, which set HERE and LOG_NAME first: the knobs both share
+# (CONNS, CACHE, PROXY_CPU, LOAD_CPU, each taken from the environment when set), logging, the
+# tool check, a temporary directory with the cleanup of what they start (`begin`, which sets
+# the EXIT trap), the nginx origin, the sluice instances, the walk that fills a store, and one
+# run's figures from the proxy's CPU clock ticks.
 # shellcheck shell=bash
+
+CONNS=${CONNS:-64}                     # wrk connections, per wrk
+CACHE=${CACHE:-6GiB}                   # every instance; 1M objects of 1 KiB are charged ~3.2 GB
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
 
 log() { printf '[%s %s] %s\n' "$LOG_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
